@@ -1,0 +1,231 @@
+"""Wiring: the one place that builds the engine, templates, mailbox and transport.
+
+Nothing here runs at import. Tests pass their own clock, source or transport to
+:func:`build_app`; the CLI and the daemon use the ones the settings describe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from mailbot.config import EventSettings, Settings
+from mailbot.errors import MailboxError
+from mailbot.forms import parse_bytes  # noqa: F401  (import check: forms package present)
+from mailbot.forms.blank import EventHeader, make_docx
+from mailbot.forms.model import Limits
+from mailbot.ingest import IngestContext, MessageResult, events_for_forms, process
+from mailbot.mailbox.base import Cursor, MailboxSource, RawMessage
+from mailbot.mime import MimeLimits
+from mailbot.outbox import DeliveryStats, FileAttachment, deliver_due
+from mailbot.store import db
+from mailbot.store.blobs import BlobStore
+from mailbot.store.tables import InboundMessage, MailboxState
+from mailbot.templating import Templates
+from mailbot.transport.base import Transport
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fixed_clock(at: dt.datetime) -> Clock:
+    """A clock that always says ``at`` (``--now`` replays and tests)."""
+    return lambda: at
+
+
+@dataclass
+class PassReport:
+    """What one pass over the mailbox did."""
+
+    results: list[MessageResult] = field(default_factory=list)
+    filing_errors: list[str] = field(default_factory=list)
+    delivery: DeliveryStats = field(default_factory=DeliveryStats)
+
+
+def event_header(event: EventSettings) -> EventHeader:
+    return EventHeader(
+        title=event.title,
+        city=event.city,
+        date=event.date,
+        start_time=event.start_time,
+        venue=event.venue,
+        address=event.address,
+        deadline=event.deadline,
+    )
+
+
+@lru_cache(maxsize=32)
+def _blank_docx(header: EventHeader) -> bytes:
+    return make_docx(header, None, style="controls")
+
+
+def blank_form_attachment(event: EventSettings) -> FileAttachment:
+    """The organisers' form for ``event``, generated from config, as sent with no_form."""
+    return FileAttachment(
+        filename=f"zgloszenie-{event.key}.docx",
+        content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        data=_blank_docx(event_header(event)),
+    )
+
+
+class App:
+    """A configured mailbot: storage ready, adapters built on demand."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        source: MailboxSource | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine: Engine = db.make_engine(settings.db_url)
+        db.upgrade(self.engine)
+        self.blobs = BlobStore(settings.state_dir / "blobs")
+        self.templates = Templates(settings.templates_dir)
+        self._source = source
+        self._transport = transport
+        limits = settings.limits
+        self.ingest = IngestContext(
+            settings=settings,
+            session_factory=self.session,
+            blobs=self.blobs,
+            templates=self.templates,
+            blank_form=blank_form_attachment,
+            now=clock,
+            events=events_for_forms(settings),
+            form_limits=Limits(
+                max_file_bytes=limits.max_attachment_bytes,
+                max_decompressed_bytes=limits.max_decompressed_bytes,
+                max_zip_entries=limits.max_zip_entries,
+                max_pdf_pages=limits.max_pdf_pages,
+                max_image_pixels=limits.max_image_pixels,
+                timeout_seconds=limits.parse_timeout_seconds,
+            ),
+            mime_limits=MimeLimits(
+                max_parts=limits.max_mime_parts,
+                max_attachment_bytes=limits.max_attachment_bytes,
+                max_zip_entries=limits.max_zip_entries,
+                max_zip_total=limits.max_decompressed_bytes,
+            ),
+        )
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @property
+    def source(self) -> MailboxSource:
+        if self._source is None:
+            from mailbot.mailbox.factory import source_from_settings
+
+            self._source = source_from_settings(self.settings.mailbox)
+        return self._source
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            from mailbot.transport.factory import transport_from_settings
+
+            self._transport = transport_from_settings(self.settings.outbox)
+        return self._transport
+
+    def run_once(self, on_message: Callable[[MessageResult], None] | None = None) -> PassReport:
+        """One pass: read the mailbox, record and file every message, deliver replies."""
+        report = PassReport()
+        self.check_mailbox(report, on_message)
+        report.delivery = self.deliver()
+        return report
+
+    def check_mailbox(
+        self, report: PassReport, on_message: Callable[[MessageResult], None] | None = None
+    ) -> None:
+        source = self.source
+        with self.session() as session:
+            state = session.get(MailboxState, source.name) or MailboxState(source=source.name)
+            cursor = (
+                Cursor(state.uidvalidity, state.last_uid)
+                if state.uidvalidity is not None and state.last_uid is not None
+                else None
+            )
+        source.open()
+        try:
+            # The high-water mark only moves past messages that were filed, so one that
+            # could not be moved is seen again (and recognised) on the next pass.
+            advancing = True
+            for raw in source.fetch(cursor):
+                result = process(self.ingest, raw)
+                report.results.append(result)
+                filed = self._file(source, raw, result, report)
+                advancing = advancing and filed
+                if advancing and raw.cursor is not None:
+                    cursor = raw.cursor
+                    self._save_cursor(source.name, cursor, None)
+                if on_message is not None:
+                    on_message(result)
+            self._save_cursor(source.name, cursor, None)
+        except MailboxError as e:
+            self._save_cursor(source.name, cursor, str(e))
+            raise
+        finally:
+            source.close()
+
+    def _file(self, source: MailboxSource, raw: RawMessage, result: MessageResult, report: PassReport) -> bool:
+        try:
+            source.file(raw, result.folder)
+        except MailboxError as e:
+            log.warning("could not file message %s: %s (will retry next pass)", result.ref, e)
+            report.filing_errors.append(f"{result.ref}: {e}")
+            return False
+        with self.session() as session:
+            row = session.get(InboundMessage, result.inbound_id)
+            if row is not None and not row.filed:
+                row.filed = True
+                session.add(row)
+                session.commit()
+        return True
+
+    def _save_cursor(self, name: str, cursor: Cursor | None, error: str | None) -> None:
+        with self.session() as session:
+            state = session.get(MailboxState, name) or MailboxState(source=name)
+            if cursor is not None:
+                state.uidvalidity = cursor.uidvalidity
+                state.last_uid = cursor.uid
+            state.last_check_at = self.clock()
+            state.last_error = error
+            session.add(state)
+            session.commit()
+
+    def deliver(self) -> DeliveryStats:
+        outbox = self.settings.outbox
+        return deliver_due(
+            self.session,
+            self.transport,
+            now=self.clock(),
+            sender=outbox.from_address,
+            max_attempts=outbox.max_attempts,
+        )
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    source: MailboxSource | None = None,
+    transport: Transport | None = None,
+) -> App:
+    """Create storage (migrations applied) and wire the adapters."""
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    return App(settings, clock=clock, source=source, transport=transport)

@@ -1,0 +1,309 @@
+"""The ``mailbot`` command line. Thin: parses options, wires an App, prints results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from mailbot.config import (
+    ConfigError,
+    InvalidConfig,
+    Settings,
+    apply_overrides,
+    find_config,
+    load_settings,
+)
+
+app = typer.Typer(
+    help="mailbot: reads the registration mailbox, parses forms, stores registrations, replies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+out = Console()
+log = logging.getLogger("mailbot")
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Config file (else $MAILBOT_CONFIG, else /etc/mailbot/mailbot.toml)."),
+]
+InboxOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Override the mailbox: maildir:PATH or imaps://user@host:port/FOLDER."),
+]
+OutboxOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Override the outbox: maildir:PATH or smtp://host:port (smtps://, smtp+plain://)."),
+]
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="Override the database URL.")]
+NowOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Pretend it is this moment (ISO 8601; local time zone if none given)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings(config: Path | None, **overrides: str | None) -> Settings:
+    path = find_config(config)
+    try:
+        settings = load_settings(path)
+        return apply_overrides(settings, **overrides)
+    except ConfigError as e:
+        raise _fail(f"{e}\n(run `mailbot check-config` for details)") from e
+
+
+def _clock(now: str | None, settings: Settings):  # type: ignore[no-untyped-def]
+    from mailbot.app import fixed_clock, system_clock
+
+    if now is None:
+        return system_clock
+    try:
+        moment = dt.datetime.fromisoformat(now)
+    except ValueError as e:
+        raise _fail(f"--now {now!r} is not ISO 8601 (e.g. 2016-04-01T09:00)") from e
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.tz)
+    return fixed_clock(moment)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the config file; print every problem with its TOML path and a hint."""
+    path = find_config(config)
+    try:
+        settings = load_settings(path)
+    except InvalidConfig as e:
+        err.print(f"[red]{path}[/red]: {len(e.problems)} problem(s)", highlight=False)
+        for p in e.problems:
+            err.print(f"  [bold]{p.path}[/bold]: {p.message}", highlight=False)
+        raise typer.Exit(2) from e
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+    problems = []
+    for name, secret in (("mailbox", settings.mailbox), ("outbox", settings.outbox)):
+        needs = (name == "mailbox" and settings.mailbox.kind == "imap") or (
+            name == "outbox" and settings.outbox.kind == "smtp" and settings.outbox.username
+        )
+        if needs and not secret.configured:
+            problems.append(f"{name}: no password source; set password_file, password_env or password_credential")
+        elif secret.configured:
+            try:
+                secret.resolve()
+            except ConfigError as e:
+                problems.append(f"{name}: {e}")
+    from mailbot.templating import Templates
+
+    problems.extend(f"templates: {t}" for t in Templates(settings.templates_dir).check())
+    if problems:
+        for p in problems:
+            err.print(f"  [bold]{p}[/bold]", highlight=False)
+        raise typer.Exit(2)
+    out.print(f"{path}: OK — {len(settings.events)} event(s), mailbox {settings.mailbox.kind}, outbox {settings.outbox.kind}")
+
+
+@app.command()
+def parse(
+    files: Annotated[list[Path], typer.Argument(help="Form files to read.", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract (the default).")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Read registration forms and print what was found, as a JSON array."""
+    from mailbot.forms import parse_file
+    from mailbot.ingest import events_for_forms
+    from mailbot.resources import default_config_dir
+
+    path = find_config(config)
+    if config is None and not path.exists():
+        path = default_config_dir() / "demo.toml"
+        err.print(f"note: no config found; recognising the events of {path}", highlight=False)
+    try:
+        settings = load_settings(path)
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+    events = events_for_forms(settings)
+    results = [parse_file(f, events).to_json() for f in files]
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    config: ConfigOpt = None,
+    inbox: InboxOpt = None,
+    outbox: OutboxOpt = None,
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Read the mailbox, register forms, queue and deliver replies."""
+    from mailbot.app import build_app
+    from mailbot.errors import MailboxError
+
+    settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
+    _setup_logging(settings.log_level)
+    app_ = build_app(settings, clock=_clock(now, settings))
+    stop = {"requested": False}
+
+    def _request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop["requested"] = True
+        log.info("signal %s received; stopping after the message in hand", signum)
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    while True:
+        try:
+            report = _run_pass(app_)
+        except MailboxError as e:
+            if once:
+                raise _fail(f"mailbox: {e}", code=1) from e
+            log.error("mailbox unavailable: %s; retrying in %ss", e, settings.mailbox.poll_seconds)
+        else:
+            _print_pass(report)
+        if once or stop["requested"]:
+            return
+        for _ in range(settings.mailbox.poll_seconds):
+            if stop["requested"]:
+                return
+            time.sleep(1)
+
+
+def _run_pass(app_):  # type: ignore[no-untyped-def]
+    from mailbot.app import PassReport
+
+    if not err.is_terminal:
+        return app_.run_once()
+    report = PassReport()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("messages", total=None)
+        app_.check_mailbox(report, on_message=lambda _r: progress.advance(task))
+    report.delivery = app_.deliver()
+    return report
+
+
+def _print_pass(report) -> None:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for r in report.results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no new messages"
+    d = report.delivery
+    err.print(
+        f"pass done: {summary}; replies sent {d.sent}, retrying {d.retried}, failed {d.failed}",
+        highlight=False,
+    )
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo writes everything.")] = Path("demo-output"),
+    now: NowOpt = "2016-04-01T09:00",
+) -> None:
+    """Run one full pass over sample messages made by mailbot itself; no servers needed."""
+    from mailbot.demo import run_demo
+
+    try:
+        run_demo(directory, now or "2016-04-01T09:00", out)
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json.")] = "csv",
+    event: Annotated[Optional[str], typer.Option(help="Only this event key.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout; required for xlsx).")] = None,
+    config: ConfigOpt = None,
+    inbox: InboxOpt = None,
+    outbox: OutboxOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Export registrations with their participants."""
+    from mailbot import export as exp
+    from mailbot.store.db import make_engine, upgrade
+    from sqlmodel import Session
+
+    settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
+    if fmt not in ("csv", "xlsx", "json"):
+        raise _fail(f"--format {fmt!r}: choose csv, xlsx or json")
+    if event and event not in {e.key for e in settings.events}:
+        raise _fail(f"--event {event!r} is not a configured event key")
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    with Session(engine) as session:
+        rows = exp.load_rows(session, event)
+    if fmt == "xlsx":
+        if output is None:
+            raise _fail("--format xlsx needs --output FILE")
+        output.write_bytes(exp.to_xlsx(rows))
+        err.print(f"wrote {len(rows)} registration(s) to {output}", highlight=False)
+        return
+    text = exp.to_json(rows) if fmt == "json" else exp.to_csv(rows)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(rows)} registration(s) to {output}", highlight=False)
+
+
+@app.command()
+def form(
+    event: Annotated[str, typer.Option(help="Event key from the config.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="docx.")] = "docx",
+    config: ConfigOpt = None,
+) -> None:
+    """Write the blank registration form for an event (header from the config)."""
+    from mailbot.app import blank_form_attachment
+
+    settings = _settings(config)
+    if fmt != "docx":
+        raise _fail(f"--format {fmt!r}: only docx is available so far")
+    try:
+        ev = settings.event(event)
+    except KeyError as e:
+        raise _fail(f"--event {event!r} is not a configured event key") from e
+    output.write_bytes(blank_form_attachment(ev).data)
+    err.print(f"wrote {output}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Apply pending database migrations (also done on every start)."""
+    from mailbot.store.db import make_engine, upgrade
+
+    settings = _settings(config, db=db)
+    upgrade(make_engine(settings.db_url))
+    err.print("database is up to date", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,443 @@
+"""One message in, one committed outcome out: the ledger, the MIME walk, the forms, the
+registrations and the queued replies, all in a single transaction.
+
+The mailbox is told to file the message only after :func:`process` returns, i.e. after
+the commit; a crash before that just means the next pass sees the message again, finds
+its dedupe key in the ledger, and files it without registering or replying twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from mailbot.config import EventSettings, Settings
+from mailbot.forms import parse_bytes
+from mailbot.forms.model import EventRef, FormData, Limits
+from mailbot.loopguard import classify, safe_to_reply
+from mailbot.mailbox.base import Outcome, RawMessage
+from mailbot.mime import Attachment, MimeLimits, ParsedMessage, parse_message
+from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, enqueue, replies_today
+from mailbot.registrations import Applied, apply_form, participants_of
+from mailbot.store.blobs import BlobStore
+from mailbot.store.tables import InboundMessage, StoredAttachment
+from mailbot.templating import Templates
+
+log = logging.getLogger(__name__)
+
+WORKSHOP_NAMES = {
+    "A": "Zarządzanie strategiczne w partnerstwie",
+    "B": "Zarządzanie relacjami w partnerstwie",
+}
+FOLDER_OF: dict[str, Outcome] = {
+    "registered": "processed",
+    "needs_review": "needs_review",
+    "ignored": "ignored",
+}
+# Formats a person attaches on purpose as "the form"; an unreadable one of these needs a
+# human, while an unreadable 3 KB logo in a signature does not.
+_DOCUMENT_FORMATS = frozenset({"docx", "doc", "odt", "pdf", "rtf", "zip"})
+_SMALL_IMAGE = 60 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """Everything :func:`process` needs; built once by :mod:`mailbot.app`."""
+
+    settings: Settings
+    session_factory: Callable[[], Session]
+    blobs: BlobStore
+    templates: Templates
+    blank_form: Callable[[EventSettings], FileAttachment]
+    now: Callable[[], dt.datetime]
+    events: tuple[EventRef, ...] = ()
+    form_limits: Limits = Limits()
+    mime_limits: MimeLimits = MimeLimits()
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """What happened to one message; ``already_seen`` for a re-fetch or a double send."""
+
+    inbound_id: int
+    ref: str
+    outcome: str
+    reason: str
+    folder: Outcome
+    registrations: tuple[str, ...] = ()
+    replies: tuple[str, ...] = ()
+    already_seen: bool = False
+
+
+@dataclass
+class _Decision:
+    outcome: str = "registered"
+    reasons: list[str] = field(default_factory=list)
+    registrations: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    def escalate(self, outcome: str, reason: str) -> None:
+        order = {"ignored": 0, "registered": 1, "needs_review": 2}
+        if order[outcome] > order.get(self.outcome, 0):
+            self.outcome = outcome
+        self.reasons.append(reason)
+
+
+def dedupe_key(raw: bytes, message_id: str | None) -> str:
+    """Message-ID plus a hash of the body: equal for a re-fetch or a client's double send,
+    whatever trace headers the delivery path added; the UID is never trusted alone."""
+    match = _HEADER_END.search(raw)
+    body = raw[match.end() :] if match else raw
+    basis = (message_id or "").encode("utf-8", "replace") + b"\0" + hashlib.sha256(
+        body if message_id else raw
+    ).digest()
+    return hashlib.sha256(basis).hexdigest()
+
+
+def events_for_forms(settings: Settings) -> tuple[EventRef, ...]:
+    return tuple(EventRef(key=e.key, title=e.title, city=e.city, date=e.date) for e in settings.events)
+
+
+def event_context(event: EventSettings) -> dict[str, object]:
+    return {
+        "key": event.key,
+        "title": event.title,
+        "city": event.city,
+        "date": event.date,
+        "start_time": event.start_time,
+        "venue": event.venue,
+        "address": event.address,
+        "deadline": event.deadline,
+    }
+
+
+def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
+    """Record the outcome of ``raw`` (idempotent). Never raises for bad input: an
+    unexpected error is recorded as needs-review with its reason."""
+    now = ctx.now()
+    parsed = parse_message(raw.data, ctx.mime_limits)
+    key = dedupe_key(raw.data, parsed.message_id)
+    ref = key[:10]
+    with ctx.session_factory() as session:
+        seen = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == key)).first()
+        if seen is not None:
+            seen.times_seen += 1
+            session.add(seen)
+            session.commit()
+            log.info("message %s already handled (%s); filing it again", seen.ref, seen.outcome)
+            assert seen.id is not None
+            return MessageResult(
+                inbound_id=seen.id,
+                ref=seen.ref,
+                outcome=seen.outcome,
+                reason=seen.reason or "",
+                folder=FOLDER_OF.get(seen.outcome, "needs_review"),
+                already_seen=True,
+            )
+    raw_sha = ctx.blobs.put(raw.data)
+    try:
+        with ctx.session_factory() as session:
+            inbound = _ledger_row(parsed, raw, key, ref, raw_sha, now)
+            session.add(inbound)
+            session.flush()
+            decision = _decide(ctx, session, inbound, parsed, raw, now)
+            inbound.outcome = decision.outcome
+            inbound.reason = "; ".join(decision.reasons)[:2000]
+            session.add(inbound)
+            session.commit()
+    except Exception as e:  # noqa: BLE001 - one bad message must never stop the queue
+        log.exception("message %s could not be processed; sending it to review", ref)
+        with ctx.session_factory() as session:
+            inbound = _ledger_row(parsed, raw, key, ref, raw_sha, now)
+            inbound.outcome = "needs_review"
+            inbound.reason = f"internal error while processing: {type(e).__name__}: {e}"[:2000]
+            session.add(inbound)
+            session.commit()
+            decision = _Decision(outcome="needs_review", reasons=[inbound.reason])
+    log.info("message %s → %s (%s)", ref, decision.outcome, "; ".join(decision.reasons))
+    assert inbound.id is not None
+    return MessageResult(
+        inbound_id=inbound.id,
+        ref=ref,
+        outcome=decision.outcome,
+        reason="; ".join(decision.reasons),
+        folder=FOLDER_OF[decision.outcome],
+        registrations=tuple(decision.registrations),
+        replies=tuple(decision.replies),
+    )
+
+
+def _ledger_row(
+    parsed: ParsedMessage, raw: RawMessage, key: str, ref: str, raw_sha: str, now: dt.datetime
+) -> InboundMessage:
+    return InboundMessage(
+        dedupe_key=key,
+        ref=ref,
+        message_id=(parsed.message_id or None) and parsed.message_id[:998],
+        raw_sha256=raw_sha,
+        size=len(raw.data),
+        source=raw.folder,
+        folder=raw.folder,
+        uidvalidity=raw.cursor.uidvalidity if raw.cursor else None,
+        uid=raw.cursor.uid if raw.cursor else None,
+        from_addr=parsed.from_addr,
+        from_name=parsed.from_name,
+        subject=parsed.subject[:300],
+        sent_at=parsed.date if parsed.date and parsed.date.tzinfo else None,
+        received_at=now,
+        warnings="\n".join(parsed.warnings) or None,
+    )
+
+
+def _decide(
+    ctx: IngestContext,
+    session: Session,
+    inbound: InboundMessage,
+    parsed: ParsedMessage,
+    raw: RawMessage,
+    now: dt.datetime,
+) -> _Decision:
+    settings = ctx.settings
+    decision = _Decision()
+    if len(raw.data) > settings.limits.max_message_bytes:
+        decision.escalate("needs_review", f"message too large ({len(raw.data)} bytes); not opened")
+        return decision
+    verdict = classify(parsed, settings.replying_as)
+    if verdict is not None:
+        decision.outcome = "ignored"
+        decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
+        return decision
+
+    assert inbound.id is not None
+    forms: list[tuple[StoredAttachment, FormData]] = []
+    unreadable: list[str] = []
+    blank_returned = False
+    for att in parsed.attachments:
+        stored, form = _parse_attachment(ctx, session, inbound.id, att)
+        if form.status == "ok" and _is_blank(form):
+            blank_returned = True
+        elif form.status == "ok":
+            forms.append((stored, form))
+        elif form.status == "unreadable" and _worth_a_look(form, att):
+            unreadable.append(f"{att.filename}: {form.reason or 'unreadable'}")
+
+    reply_addr = _reply_address(parsed, settings)
+    if not forms:
+        why = (
+            "blank form returned unfilled"
+            if blank_returned and not unreadable
+            else "; ".join(f"cannot read {u}" for u in unreadable)
+            if unreadable
+            else "no registration form attached"
+        )
+        decision.escalate("needs_review", why)
+        event = _fallback_event(settings, now)
+        if event is not None:
+            _reply(
+                ctx, session, decision, inbound, parsed, reply_addr, now,
+                kind="no_form",
+                event=event,
+                extra={
+                    "unreadable": [u.split(":", 1)[0] for u in unreadable],
+                    "blank_form_returned": blank_returned,
+                },
+                attach_blank=True,
+            )
+        return decision
+
+    by_event: dict[str, list[tuple[Applied, FormData]]] = {}
+    for index, (stored, form) in enumerate(forms):
+        event_key = form.event or settings.default_event
+        if event_key is None:
+            decision.escalate(
+                "needs_review",
+                f"{stored.filename}: the form names no known event and no default_event is configured",
+            )
+            continue
+        event = settings.event(event_key)
+        if now.astimezone(settings.tz).date() > event.deadline:
+            decision.escalate(
+                "needs_review",
+                f"{stored.filename}: registration for {event_key} closed on {event.deadline.isoformat()}",
+            )
+            continue
+        applied = apply_form(
+            session,
+            form,
+            event_key=event_key,
+            event_defaulted=form.event is None,
+            sender=parsed.from_addr,
+            inbound_id=inbound.id,
+            attachment_id=stored.id,
+            seed=f"{inbound.dedupe_key}:{index}",
+            now=now,
+        )
+        reg = applied.registration
+        decision.registrations.append(reg.code)
+        verb = "registered" if applied.created else "corrected"
+        decision.reasons.append(
+            f"{verb} {reg.code} for {event_key}"
+            + (f" (incomplete: {len(applied.blocking_problems)} problem(s))" if applied.blocking_problems else "")
+        )
+        by_event.setdefault(event_key, []).append((applied, form))
+
+    for event_key, items in by_event.items():
+        event = settings.event(event_key)
+        incomplete = any(a.blocking_problems for a, _ in items)
+        problems = []
+        for applied, form in items:
+            prefix = f"{form.file}: " if len(forms) > 1 else ""
+            problems.extend(prefix + p.message for p in applied.blocking_problems)
+        _reply(
+            ctx, session, decision, inbound, parsed, reply_addr, now,
+            kind="incomplete" if incomplete else "ack",
+            event=event,
+            extra={
+                "registrations": [_registration_context(session, a) for a, _ in items],
+                "problems": problems,
+            },
+            registration_id=items[0][0].registration.id,
+        )
+    return decision
+
+
+def _parse_attachment(
+    ctx: IngestContext, session: Session, inbound_id: int, att: Attachment
+) -> tuple[StoredAttachment, FormData]:
+    digest = ctx.blobs.put(att.data)
+    form = parse_bytes(att.data, att.filename, ctx.events, ctx.form_limits)
+    stored = StoredAttachment(
+        inbound_id=inbound_id,
+        filename=att.filename[:300],
+        content_type=att.content_type[:200],
+        sha256=digest,
+        size=len(att.data),
+        origin=att.origin[:1000],
+        parse_status=form.status,
+        parse_format=form.format,
+        parse_method=form.method,
+        parse_reason=(form.reason or None) and (form.reason or "")[:2000],
+        parse_json=json.dumps(form.to_json(), ensure_ascii=False),
+    )
+    session.add(stored)
+    session.flush()
+    return stored, form
+
+
+def _is_blank(form: FormData) -> bool:
+    inst = form.institution
+    return not form.participants and not (inst and (inst.name or inst.email or inst.phone))
+
+
+def _worth_a_look(form: FormData, att: Attachment) -> bool:
+    if form.format in _DOCUMENT_FORMATS:
+        return True
+    return form.format == "image" and len(att.data) >= _SMALL_IMAGE
+
+
+def _reply_address(parsed: ParsedMessage, settings: Settings) -> str | None:
+    for candidate in (parsed.reply_to, parsed.from_addr):
+        if candidate and safe_to_reply(candidate, settings.replying_as):
+            return candidate
+    return None
+
+
+def _fallback_event(settings: Settings, now: dt.datetime) -> EventSettings | None:
+    """The event a form-less message is most likely about: the default event while it is
+    open, else the next one still taking registrations."""
+    today = now.astimezone(settings.tz).date()
+    if settings.default_event:
+        event = settings.event(settings.default_event)
+        if today <= event.deadline:
+            return event
+    upcoming = sorted((e for e in settings.events if today <= e.deadline), key=lambda e: e.date)
+    return upcoming[0] if upcoming else None
+
+
+def _registration_context(session: Session, applied: Applied) -> dict[str, object]:
+    reg = applied.registration
+    assert reg.id is not None
+    return {
+        "code": reg.code,
+        "institution": reg.institution_name,
+        "workshops": [w for w in reg.workshops.split(",") if w],
+        "participants": [
+            {"full_name": p.full_name, "job_title": p.job_title, "email": p.email}
+            for p in participants_of(session, reg.id)
+        ],
+    }
+
+
+def _reply(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    inbound: InboundMessage,
+    parsed: ParsedMessage,
+    to: str | None,
+    now: dt.datetime,
+    *,
+    kind: str,
+    event: EventSettings,
+    extra: dict[str, object],
+    attach_blank: bool = False,
+    registration_id: int | None = None,
+) -> None:
+    settings = ctx.settings
+    if to is None:
+        decision.reasons.append(f"no {kind} reply: no address we may answer")
+        return
+    cap = settings.outbox.max_replies_per_address_per_day
+    if replies_today(session, to, now) >= cap:
+        decision.escalate("needs_review", f"no {kind} reply: {to} already got {cap} automatic replies today")
+        return
+    attachments: Sequence[FileAttachment] = [ctx.blank_form(event)] if attach_blank else []
+    context: dict[str, object] = {
+        "event": event_context(event),
+        "registrations": [],
+        "problems": [],
+        "unreadable": [],
+        "blank_form_returned": False,
+        "attachment_name": attachments[0].filename if attachments else "",
+        "recipient_name": parsed.from_name if to == parsed.from_addr else None,
+        "signature": settings.signature,
+        "organiser_email": settings.outbox.from_address,
+        "original_subject": parsed.subject or "(bez tematu)",
+        "workshop_names": WORKSHOP_NAMES,
+        **extra,
+    }
+    rendered = ctx.templates.render(kind, context)
+    dedupe = f"reply:{inbound.dedupe_key}:{event.key}"
+    message = compose(
+        sender=Sender(settings.outbox.from_address, settings.outbox.from_name),
+        to=to,
+        to_name=context["recipient_name"] if isinstance(context["recipient_name"], str) else None,
+        rendered=rendered,
+        kind=kind,
+        dedupe_key=dedupe,
+        ref=inbound.ref,
+        now=now,
+        reply_to=ReplyTo(parsed.message_id, parsed.references),
+        attachments=attachments,
+    )
+    row = enqueue(
+        session,
+        message=message,
+        kind=kind,
+        dedupe_key=dedupe,
+        to=to,
+        bcc=settings.outbox.bcc,
+        now=now,
+        inbound_id=inbound.id,
+        registration_id=registration_id,
+    )
+    if row is not None:
+        decision.replies.append(f"{kind} → {to}")

@@ -1,0 +1,272 @@
+"""Outgoing mail as database rows first, wire transactions second.
+
+A reply is composed completely (bytes, Message-ID) when it is queued, inside the same
+transaction that records why it is sent; delivery later just hands those bytes to a
+transport. The unique ``dedupe_key`` means a reprocessed message can never queue a
+second copy, and a row is marked ``sent`` only after the transport accepted it.
+
+Delivery semantics (also in the README): a crash before the SMTP transaction leaves the
+row ``queued``/``retry`` and it is sent on the next run; a crash during or right after
+it leaves the row ``sending`` and the sweeper puts it back after ``STUCK_AFTER`` — the
+one window where a participant can get a mail twice (at-least-once), never zero times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from mailbot.errors import DeliveryError
+from mailbot.store.tables import OutboundMail
+from mailbot.templating import Rendered
+from mailbot.transport.base import Envelope, Transport
+
+log = logging.getLogger(__name__)
+
+STUCK_AFTER = dt.timedelta(minutes=15)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """The message we answer, for threading headers."""
+
+    message_id: str | None
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sender:
+    address: str
+    name: str
+    bcc: tuple[str, ...] = ()
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def clean_header_text(text: str | None, limit: int = 120) -> str:
+    """Text safe for a header: no CR/LF or control characters (no header injection from a
+    name typed on a form), whitespace collapsed, bounded length."""
+    if not text:
+        return ""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def _addr(address: str, name: str | None = None) -> Address:
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=clean_header_text(name), username=local, domain=domain)
+
+
+def compose(
+    *,
+    sender: Sender,
+    to: str,
+    to_name: str | None,
+    rendered: Rendered,
+    kind: str,
+    dedupe_key: str,
+    ref: str,
+    now: dt.datetime,
+    reply_to: ReplyTo | None = None,
+    attachments: Sequence[FileAttachment] = (),
+) -> EmailMessage:
+    """Build the reply; its Message-ID derives from the dedupe key, so it is stable."""
+    msg = EmailMessage()
+    msg["From"] = _addr(sender.address, sender.name)
+    msg["To"] = _addr(to, to_name)
+    msg["Subject"] = clean_header_text(rendered.subject, limit=250)
+    msg["Date"] = format_datetime(now)
+    domain = sender.address.rpartition("@")[2] or "mailbot.invalid"
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+    msg["Message-ID"] = f"<{digest}.{kind}@{domain}>"
+    if reply_to and reply_to.message_id:
+        msg["In-Reply-To"] = f"<{reply_to.message_id}>"
+        refs = [*reply_to.references[-10:], reply_to.message_id]
+        msg["References"] = " ".join(f"<{r}>" for r in refs)
+    # RFC 3834: mark as automatic so well-behaved responders stay silent; the Microsoft
+    # header stops Exchange/Outlook out-of-office replies to us.
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "OOF, NRN, AutoReply, RN"
+    msg["Precedence"] = "auto_reply"
+    msg["X-Mailbot-Kind"] = kind
+    msg["X-Mailbot-Ref"] = ref
+    msg["X-Loop"] = sender.address
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for att in attachments:
+        maintype, _, subtype = att.content_type.partition("/")
+        msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename)
+    return msg
+
+
+def replies_today(session: Session, address: str, now: dt.datetime) -> int:
+    """Automatic replies queued to ``address`` in the 24 hours before ``now``."""
+    since = now - dt.timedelta(days=1)
+    count = session.exec(
+        select(func.count())
+        .select_from(OutboundMail)
+        .where(OutboundMail.to_addr == address.casefold(), col(OutboundMail.created_at) >= since)
+    ).one()
+    return int(count)
+
+
+def enqueue(
+    session: Session,
+    *,
+    message: EmailMessage,
+    kind: str,
+    dedupe_key: str,
+    to: str,
+    bcc: Sequence[str],
+    now: dt.datetime,
+    inbound_id: int | None = None,
+    registration_id: int | None = None,
+) -> OutboundMail | None:
+    """Queue ``message`` unless a mail with the same dedupe key exists (returns None)."""
+    existing = session.exec(select(OutboundMail).where(OutboundMail.dedupe_key == dedupe_key)).first()
+    if existing is not None:
+        return None
+    row = OutboundMail(
+        dedupe_key=dedupe_key,
+        kind=kind,
+        to_addr=to.casefold(),
+        subject=str(message["Subject"]),
+        message_id=str(message["Message-ID"]),
+        inbound_id=inbound_id,
+        registration_id=registration_id,
+        raw=message.as_bytes(),
+        envelope_to="\n".join([to, *bcc]),
+        status="queued",
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """1, 2, 4 … minutes, capped at an hour."""
+    return dt.timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def sweep_stuck(session: Session, now: dt.datetime) -> int:
+    """Put rows left 'sending' by a crashed run back into the queue."""
+    stuck = session.exec(
+        select(OutboundMail).where(
+            OutboundMail.status == "sending", col(OutboundMail.claimed_at) < now - STUCK_AFTER
+        )
+    ).all()
+    for row in stuck:
+        row.status = "retry"
+        row.last_error = "delivery interrupted (process stopped during sending); retrying"
+        session.add(row)
+    session.commit()
+    return len(stuck)
+
+
+def deliver_due(
+    session_factory: Callable[[], Session],
+    transport: Transport,
+    *,
+    now: dt.datetime,
+    sender: str,
+    max_attempts: int,
+    limit: int = 500,
+) -> DeliveryStats:
+    """Send every queued row that is due, each committed on its own."""
+    stats = DeliveryStats()
+    with session_factory() as session:
+        sweep_stuck(session, now)
+        due_ids = session.exec(
+            select(OutboundMail.id)
+            .where(
+                col(OutboundMail.status).in_(("queued", "retry")),
+                col(OutboundMail.next_attempt_at) <= now,
+            )
+            .order_by(col(OutboundMail.id))
+            .limit(limit)
+        ).all()
+    if not due_ids:
+        return stats
+    opened = False
+    try:
+        for row_id in due_ids:
+            with session_factory() as session:
+                row = session.get(OutboundMail, row_id)
+                if row is None or row.status not in ("queued", "retry"):
+                    continue
+                row.status = "sending"
+                row.claimed_at = now
+                row.attempts += 1
+                session.add(row)
+                session.commit()
+                try:
+                    if not opened:
+                        transport.open()
+                        opened = True
+                    recipients = tuple(a for a in row.envelope_to.split("\n") if a)
+                    transport.send(Envelope(sender, recipients, row.raw, row.dedupe_key))
+                except DeliveryError as e:
+                    _record_failure(row, e, now, max_attempts, stats)
+                    if not e.permanent:
+                        opened = False
+                        _quiet_close(transport)
+                else:
+                    row.status = "sent"
+                    row.sent_at = now
+                    row.last_error = None
+                    stats.sent += 1
+                    log.info("sent %s mail %s to %s", row.kind, row.message_id, row.to_addr)
+                session.add(row)
+                session.commit()
+    finally:
+        if opened:
+            _quiet_close(transport)
+    return stats
+
+
+def _record_failure(
+    row: OutboundMail, e: DeliveryError, now: dt.datetime, max_attempts: int, stats: DeliveryStats
+) -> None:
+    row.last_error = str(e)[:2000]
+    if e.permanent or row.attempts >= max_attempts:
+        row.status = "failed"
+        stats.failed += 1
+        log.warning("giving up on %s mail to %s: %s", row.kind, row.to_addr, e)
+    else:
+        row.status = "retry"
+        row.next_attempt_at = now + backoff(row.attempts)
+        stats.retried += 1
+        log.warning("will retry %s mail to %s at %s: %s", row.kind, row.to_addr, row.next_attempt_at, e)
+    stats.errors.append(str(e))
+
+
+def _quiet_close(transport: Transport) -> None:
+    try:
+        transport.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real error
+        log.debug("ignoring error while closing transport", exc_info=True)

@@ -1,0 +1,168 @@
+"""Database tables. Every registration traces back to the inbound message it came from.
+
+Schema changes go through Alembic migrations in ``mailbot/store/migrations``; never
+``create_all`` outside tests of the migrations themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MailboxState(SQLModel, table=True):
+    """High-water mark per mailbox source: UIDVALIDITY and the last UID fully handled."""
+
+    __tablename__ = "mailbox_state"
+
+    source: str = Field(primary_key=True, max_length=500)
+    uidvalidity: int | None = None
+    last_uid: int | None = None
+    last_check_at: dt.datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Ledger of every message read, with the outcome that decides where it is filed.
+
+    ``dedupe_key`` (Message-ID plus a hash of the content) makes reprocessing of a
+    message already seen — after a crash, a UIDVALIDITY change, or a double send —
+    recognisable; the mailbox UID alone is never trusted for that.
+    """
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=64)
+    ref: str = Field(index=True, max_length=16)
+    """Short public id used in logs and in the X-Mailbot-Ref header of replies."""
+    message_id: str | None = Field(default=None, index=True, max_length=998)
+    raw_sha256: str = Field(max_length=64)
+    size: int
+    source: str = Field(max_length=500)
+    folder: str | None = Field(default=None, max_length=500)
+    uidvalidity: int | None = None
+    uid: int | None = None
+    from_addr: str | None = Field(default=None, index=True, max_length=320)
+    from_name: str | None = Field(default=None, max_length=300)
+    subject: str | None = Field(default=None, max_length=300)
+    sent_at: dt.datetime | None = None
+    received_at: dt.datetime = Field(default_factory=utcnow)
+    outcome: str = Field(default="pending", index=True, max_length=20)
+    """pending | registered | needs_review | ignored"""
+    reason: str | None = Field(default=None, max_length=2000)
+    filed: bool = False
+    """True once the mailbox copy was moved to the outcome's folder."""
+    times_seen: int = 1
+    """How often these exact bytes arrived (a double send, a re-fetch after a crash)."""
+    warnings: str | None = None
+
+
+class StoredAttachment(SQLModel, table=True):
+    """One file found in a message (also inside forwards, zips, winmail.dat)."""
+
+    __tablename__ = "attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
+    filename: str = Field(max_length=300)
+    content_type: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    size: int
+    origin: str = Field(max_length=1000)
+    parse_status: str | None = Field(default=None, max_length=20)
+    parse_format: str | None = Field(default=None, max_length=20)
+    parse_method: str | None = Field(default=None, max_length=20)
+    parse_reason: str | None = Field(default=None, max_length=2000)
+    parse_json: str | None = None
+
+
+class Registration(SQLModel, table=True):
+    """One institution's registration for one event, with its participants."""
+
+    __tablename__ = "registration"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=16)
+    event_key: str = Field(index=True, max_length=64)
+    status: str = Field(default="confirmed", max_length=20)
+    """confirmed | incomplete | cancelled"""
+    institution_name: str | None = Field(default=None, max_length=500)
+    institution_address: str | None = Field(default=None, max_length=500)
+    institution_phone: str | None = Field(default=None, max_length=50)
+    institution_email: str | None = Field(default=None, max_length=320)
+    workshops: str = Field(default="", max_length=20)
+    remarks: str | None = Field(default=None, max_length=2000)
+    consent_data_processing: bool = False
+    consent_newsletter: bool = False
+    sender_email: str | None = Field(default=None, index=True, max_length=320)
+    problems_json: str = "[]"
+    source_inbound_id: int = Field(foreign_key="inbound_message.id")
+    source_attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    version: int = 1
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Participant(SQLModel, table=True):
+    """A person on a registration; ``position`` keeps the order on the form."""
+
+    __tablename__ = "participant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    position: int
+    full_name: str | None = Field(default=None, max_length=300)
+    job_title: str | None = Field(default=None, max_length=300)
+    phone: str | None = Field(default=None, max_length=50)
+    email: str | None = Field(default=None, index=True, max_length=320)
+
+
+class RegistrationVersion(SQLModel, table=True):
+    """The state of a registration before a corrected form replaced it."""
+
+    __tablename__ = "registration_version"
+    __table_args__ = (UniqueConstraint("registration_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    version: int
+    snapshot_json: str
+    replaced_by_inbound_id: int = Field(foreign_key="inbound_message.id")
+    replaced_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class OutboundMail(SQLModel, table=True):
+    """A reply as a row first, an SMTP transaction second.
+
+    ``status``: queued → sending → sent, or queued → retry (with ``next_attempt_at``) →
+    …, or failed (permanent error or attempts exhausted). ``dedupe_key`` guarantees one
+    row, hence one send, per logical mail.
+    """
+
+    __tablename__ = "outbound_mail"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=200)
+    kind: str = Field(index=True, max_length=30)
+    to_addr: str = Field(index=True, max_length=320)
+    subject: str = Field(max_length=500)
+    message_id: str = Field(max_length=300)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    registration_id: int | None = Field(default=None, foreign_key="registration.id")
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_to: str = Field(max_length=2000)
+    status: str = Field(default="queued", index=True, max_length=20)
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = None
+    claimed_at: dt.datetime | None = None
+    """When a delivery run took the row ('sending'); rows stuck there are swept back."""
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    sent_at: dt.datetime | None = None
