@@ -14,6 +14,7 @@ one window where a participant can get a mail twice (at-least-once), never zero 
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import hashlib
 import logging
 import re
@@ -157,7 +158,7 @@ def enqueue(
         message_id=str(message["Message-ID"]),
         inbound_id=inbound_id,
         registration_id=registration_id,
-        raw=message.as_bytes(),
+        raw=message.as_bytes(policy=email.policy.SMTP),  # CRLF, as SMTP requires
         envelope_to="\n".join([to, *bcc]),
         status="queued",
         created_at=now,

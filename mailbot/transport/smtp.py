@@ -1,0 +1,258 @@
+"""Outgoing mail over SMTP (smtplib), with errors sorted into retry-later and give-up.
+
+The outbox decides from :attr:`DeliveryError.permanent` whether to try again, so the
+classification errs on the side of "transient" for anything that is not a verdict
+about the message itself (server down, throttling, bad credentials, TLS trouble).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailbot.errors import ConfigError, DeliveryError
+from mailbot.transport.base import Envelope
+
+log = logging.getLogger(__name__)
+
+Security = Literal["ssl", "starttls", "none"]
+_SECURITIES: tuple[Security, ...] = ("ssl", "starttls", "none")
+_DEFAULT_PORTS: dict[Security, int] = {"ssl": 465, "starttls": 587, "none": 25}
+
+
+def _is_loopback(host: str) -> bool:
+    """True for hosts whose traffic never leaves the machine, where plaintext is tolerable."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpSettings:
+    """How to reach the submission server. ``password`` never appears in repr.
+
+    Contradictions are :class:`ConfigError` at construction, before any mail is queued.
+    """
+
+    host: str
+    port: int | None = None
+    """Defaults to 465 for ``ssl``, 587 for ``starttls`` and 25 for ``none``."""
+    security: Security = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    """PEM bundle of a private CA; the system trust store is used when unset."""
+    timeout: float = 60.0
+    local_hostname: str | None = None
+    """Name sent in EHLO; smtplib's FQDN guess when unset."""
+
+    def __post_init__(self) -> None:
+        if self.security not in _SECURITIES:
+            raise ConfigError(
+                f"unknown SMTP security {self.security!r}; use one of {', '.join(_SECURITIES)}"
+            )
+        if self.security == "none" and not _is_loopback(self.host):
+            raise ConfigError(
+                f"SMTP security 'none' is refused for {self.host}: the password and every reply "
+                "would cross the network unencrypted. Use 'starttls' (port 587) or 'ssl' "
+                "(port 465); 'none' is only allowed for localhost."
+            )
+        if self.username and self.password is None:
+            raise ConfigError(f"SMTP username {self.username!r} is set but no password")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else _DEFAULT_PORTS[self.security]
+
+
+def _code_is_permanent(code: int) -> bool:
+    """5xx is the server's final word on this message; 4xx (and Exchange's 432) means later."""
+    return 500 <= code < 600
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+class SmtpTransport:
+    """Sends envelopes over one SMTP connection, reused until :meth:`close`."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        scheme = {"ssl": "smtps", "starttls": "smtp+starttls", "none": "smtp"}[settings.security]
+        user = f"{settings.username}@" if settings.username else ""
+        self.name = f"{scheme}://{user}{settings.host}:{settings.effective_port}"
+        self._conn: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _reset(self) -> None:
+        """Throw the connection away so the next send starts on a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ca_file = self.settings.ca_file
+        try:
+            return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        except (OSError, ssl.SSLError) as e:
+            raise DeliveryError(
+                f"cannot load the CA file {ca_file} for {self.name}: {e}; point ca_file at a "
+                "readable PEM file with your CA certificate",
+                permanent=False,
+            ) from e
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        where = f"{s.host}:{s.effective_port}"
+        conn: smtplib.SMTP | None = None
+        try:
+            if s.security == "ssl":
+                conn = smtplib.SMTP_SSL(
+                    s.host,
+                    s.effective_port,
+                    local_hostname=s.local_hostname,
+                    timeout=s.timeout,
+                    context=self._ssl_context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    s.host, s.effective_port, local_hostname=s.local_hostname, timeout=s.timeout
+                )
+            conn.ehlo()
+            if s.security == "starttls":
+                conn.starttls(context=self._ssl_context())
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")  # None refused by SmtpSettings
+        except DeliveryError:
+            _close_quietly(conn)
+            raise
+        except Exception as e:
+            _close_quietly(conn)
+            raise DeliveryError(_connect_hint(where, s.username, e), permanent=False) from e
+        log.info("Connected to %s", self.name)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        """The open connection, checked with NOOP so a server-side idle timeout costs no send."""
+        if self._conn is not None:
+            try:
+                code, _ = self._conn.noop()
+            except (smtplib.SMTPException, OSError):
+                code = -1
+            if code != 250:
+                log.info("SMTP connection to %s went stale; reconnecting", self.name)
+                self._reset()
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def send(self, envelope: Envelope) -> None:
+        if not envelope.recipients:
+            raise DeliveryError("envelope has no recipients", permanent=True)
+        addresses = [envelope.sender, *envelope.recipients]
+        # Non-ASCII addresses need SMTPUTF8; smtplib refuses them otherwise.
+        options = ["SMTPUTF8"] if any(not a.isascii() for a in addresses) else []
+        conn = self._connection()
+        try:
+            refused = conn.sendmail(
+                envelope.sender, list(envelope.recipients), envelope.data, mail_options=options
+            )
+        except smtplib.SMTPNotSupportedError as e:
+            # Only SMTPUTF8 can get here; this server will never accept these addresses.
+            self._reset()
+            raise DeliveryError(
+                f"{self.name} cannot take non-ASCII addresses ({e})", permanent=True
+            ) from e
+        except smtplib.SMTPRecipientsRefused as e:
+            # Every recipient was refused; the session was RSET and stays usable, but a
+            # fresh one is cheap and avoids trusting a half-known state.
+            self._reset()
+            details = "; ".join(
+                f"{rcpt}: {code} {_reply_text(msg)}" for rcpt, (code, msg) in e.recipients.items()
+            )
+            permanent = any(_code_is_permanent(code) for code, _ in e.recipients.values())
+            raise DeliveryError(
+                f"recipients refused by {self.name}: {details}", permanent=permanent
+            ) from e
+        except smtplib.SMTPResponseException as e:
+            # Sender refused, DATA refused, or any other reply code: its class decides.
+            self._reset()
+            raise DeliveryError(
+                f"{self.name} answered {e.smtp_code} {_reply_text(e.smtp_error)}",
+                permanent=_code_is_permanent(e.smtp_code),
+            ) from e
+        except (smtplib.SMTPException, OSError) as e:
+            # Disconnects, timeouts, resets: nothing was decided about the message.
+            self._reset()
+            raise DeliveryError(f"connection to {self.name} failed: {e!r}", permanent=False) from e
+        if refused:
+            # Some recipients got it; a retry would duplicate it for them, so report and move on.
+            log.warning(
+                "%s accepted message %s for some recipients but refused: %s",
+                self.name,
+                envelope.dedupe_key,
+                ", ".join(f"{rcpt} ({code})" for rcpt, (code, _msg) in refused.items()),
+            )
+        log.debug("Sent %s via %s", envelope.dedupe_key, self.name)
+
+
+def _close_quietly(conn: smtplib.SMTP | None) -> None:
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+def _connect_hint(where: str, username: str | None, error: BaseException) -> str:
+    """An admin-facing explanation of why the SMTP session could not be set up."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate of SMTP server {where} could not be verified ({error}). If it "
+            "uses a private CA, set ca_file to that CA's PEM file; otherwise fix the server "
+            "certificate. Verification is never switched off."
+        )
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return (
+            f"SMTP login as {username!r} on {where} was refused ({error.smtp_code} "
+            f"{_reply_text(error.smtp_error)}); check the username and password"
+        )
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return (
+            f"SMTP server {where} does not support what the configuration needs ({error}). "
+            "STARTTLS is usually offered on port 587 (implicit TLS: security 'ssl', port "
+            "465); login needs the AUTH extension, which many servers only offer after TLS"
+        )
+    if isinstance(error, ssl.SSLError):
+        return (
+            f"TLS handshake with SMTP server {where} failed ({error}); use security 'ssl' for "
+            "port 465 and 'starttls' for ports 587/25"
+        )
+    return f"cannot connect to SMTP server {where}: {error!r}; check host, port and that it is up"

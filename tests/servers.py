@@ -1,0 +1,657 @@
+"""Real servers for integration tests, on loopback only: Dovecot (IMAP) and an SMTP sink.
+
+Both use one throw-away test CA made with the ``openssl`` CLI, so clients connect with
+certificate verification ON (``ca_file=...``) exactly as in production.
+
+* :class:`DovecotServer` runs ``dovecot -F -c <own config>`` (never the system config)
+  in a private directory; :meth:`DovecotServer.add_user` hands out a fresh, empty
+  mailbox as a :class:`DovecotAccount`, so one server serves a whole test session.
+* :class:`SmtpSink` runs ``tests/smtp_sink.py`` (aiosmtpd) as a subprocess that stores
+  messages on disk and can be told to fail.
+
+The pytest fixtures wrapping these live in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import grp
+import itertools
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from imapclient import IMAPClient
+
+from mailbot.mailbox.imap import ImapSettings
+from mailbot.transport.smtp import SmtpSettings
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 15.0
+
+
+class ServerSetupError(RuntimeError):
+    """A test server could not be started; fixtures turn this into a test failure."""
+
+
+# -- plumbing -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _die_with_parent() -> list[str]:
+    """Command prefix that SIGTERMs the server if pytest dies, so no orphan keeps a port.
+
+    ``setpriv --pdeathsig`` (util-linux) rather than a ``preexec_fn``: Python 3.12+
+    warns about forking with a Python callback while threads run, and warnings are errors.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM the server's whole process group (it runs in its own session).
+
+    Signalling only Dovecot's master lets a login process sit out a 5 s stats-writer
+    handshake timeout; terminating the group together stops it in milliseconds.
+    """
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
+def _wait_until_free(ports: Sequence[int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(port_free(p) for p in ports):
+        if time.monotonic() > deadline:
+            raise ServerSetupError(f"ports {list(ports)} still busy after the server stopped")
+        time.sleep(0.05)
+
+
+# -- test CA ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A private CA and a server certificate for 127.0.0.1 / localhost, signed by it."""
+
+    __test__ = False  # not a pytest test class
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_test_ca(directory: Path) -> TestCA:
+    """Create the CA with the openssl CLI; EC keys keep it to a few milliseconds."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ServerSetupError("the 'openssl' command is needed to create test certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
+    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "server.ext"
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+        "subjectKeyIdentifier=hash\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    commands = [
+        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_crt, "-days", "7",
+         "-subj", "/CN=mailbot test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+         "-addext", "subjectKeyIdentifier=hash"],
+        [openssl, "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", crt, "-days", "7", "-extfile", ext],
+    ]  # fmt: skip
+    for cmd in commands:
+        done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServerSetupError(f"openssl failed: {' '.join(map(str, cmd))}\n{done.stderr}")
+    for path in (ca_crt, crt, key):
+        path.chmod(0o644 if path.suffix == ".crt" else 0o600)
+    return TestCA(ca_file=ca_crt, cert_file=crt, key_file=key)
+
+
+# -- Dovecot ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message as the IMAP server holds it."""
+
+    uid: int
+    flags: tuple[bytes, ...]
+    data: bytes
+
+    @property
+    def email(self) -> EmailMessage:
+        msg = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+    @property
+    def subject(self) -> str:
+        return str(self.email["Subject"] or "")
+
+    @property
+    def seen(self) -> bool:
+        return b"\\Seen" in self.flags
+
+
+class DovecotServer:
+    """A private Dovecot: own config, own directories, imaps + imap(STARTTLS) on loopback.
+
+    ``port`` speaks implicit TLS (use ``security="ssl"``), ``starttls_port`` plain IMAP
+    with STARTTLS (``ssl = required`` refuses logins before it).
+    """
+
+    host = HOST
+
+    def __init__(self, root: Path, ca: TestCA) -> None:
+        self.binary = shutil.which("dovecot") or (
+            "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None
+        )
+        if self.binary is None:
+            raise ServerSetupError(
+                "Dovecot is not installed, but the IMAP integration tests need it: "
+                "install it with 'apt-get install dovecot-imapd' (CI must do the same)"
+            )
+        self.root = root
+        self.ca = ca
+        self.ca_file = ca.ca_file
+        self.port = free_port()
+        self.starttls_port = free_port()
+        self.conf_path = root / "dovecot.conf"
+        self.log_path = root / "dovecot.log"
+        self.users_dir = root / "users"
+        self.mail_root = root / "mail"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._counter = itertools.count(1)
+        self._setup()
+
+    def _setup(self) -> None:
+        # Dovecot drops privileges: the login processes, auth and the per-user mail
+        # processes must all be able to reach their files through root's directory.
+        self.root.chmod(0o755)
+        for sub in ("run", "state"):
+            (self.root / sub).mkdir(exist_ok=True)
+        self.mail_root.mkdir(exist_ok=True)
+        self.users_dir.mkdir(exist_ok=True)
+        self.users_dir.chmod(0o755)
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("dovecot")
+                pwd.getpwnam("dovenull")
+                mail_user = pwd.getpwnam("nobody")
+            except KeyError as e:
+                raise ServerSetupError(
+                    f"system user missing for Dovecot ({e}); the Debian package "
+                    "dovecot-core creates 'dovecot' and 'dovenull'"
+                ) from e
+            internal_user, internal_group, login_user = "dovecot", "dovecot", "dovenull"
+            self.mail_uid, self.mail_gid = mail_user.pw_uid, mail_user.pw_gid
+            os.chown(self.mail_root, self.mail_uid, self.mail_gid)
+            chroot = ""
+        else:
+            me = pwd.getpwuid(os.getuid())
+            internal_user = login_user = me.pw_name
+            internal_group = grp.getgrgid(os.getgid()).gr_name
+            self.mail_uid, self.mail_gid = os.getuid(), os.getgid()
+            chroot = (
+                "service imap-login {\n  chroot =\n}\nservice anvil {\n  chroot =\n}\n"
+                "service stats {\n  chroot =\n}\n"
+            )
+        r = self.root
+        self.conf_path.write_text(
+            f"""# Written by tests/servers.py; Dovecot is started with -c so no system config applies.
+protocols = imap
+listen = {HOST}
+base_dir = {r}/run
+state_dir = {r}/state
+instance_name = mailbot-test-{self.port}
+log_path = {self.log_path}
+info_log_path = {self.log_path}
+ssl = required
+ssl_cert = <{self.ca.cert_file}
+ssl_key = <{self.ca.key_file}
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+first_valid_uid = 1
+first_valid_gid = 1
+auth_mechanisms = plain login
+# Tests log in with wrong passwords on purpose; don't slow down the next test.
+auth_failure_delay = 0
+mailbox_idle_check_interval = 1 secs
+mail_location = maildir:~/Maildir
+namespace inbox {{
+  inbox = yes
+}}
+# One passwd-file per user: Dovecot stats a passwd-file at most once per second, so
+# appending users to a single file makes a login right after add_user() fail.
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {self.users_dir}/%u
+}}
+# No per-IP penalty after failed logins (all tests come from 127.0.0.1).
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {HOST}
+    port = {self.starttls_port}
+  }}
+  inet_listener imaps {{
+    address = {HOST}
+    port = {self.port}
+    ssl = yes
+  }}
+}}
+{chroot}"""
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [*_die_with_parent(), self.binary or "dovecot", "-F", "-c", str(self.conf_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (port_open(self.port) and port_open(self.starttls_port)):
+            if self._proc.poll() is not None:
+                raise ServerSetupError(
+                    f"dovecot exited with code {self._proc.returncode}; log:\n{_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerSetupError(
+                    f"dovecot did not listen in time; log:\n{_tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the master (it takes its children and all client connections with it)."""
+        _stop_process(self._proc)
+        self._proc = None
+        _wait_until_free([self.port, self.starttls_port])
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _tail(self.log_path, lines)
+
+    def add_user(self, user: str | None = None, password: str | None = None) -> DovecotAccount:
+        """A new account with an empty mailbox, usable at once (no reload needed)."""
+        user = user or f"user{next(self._counter)}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", user) or user.startswith("."):
+            raise ValueError(f"unsuitable test user name {user!r}")
+        password = password or secrets.token_urlsafe(12)
+        home = self.mail_root / user
+        line = f"{user}:{{PLAIN}}{password}:{self.mail_uid}:{self.mail_gid}::{home}::\n"
+        path = self.users_dir / user
+        tmp = self.users_dir / f".{user}.tmp"
+        tmp.write_text(line)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+        return DovecotAccount(self, user, password)
+
+
+@dataclass
+class DovecotAccount:
+    """One user's mailbox on a :class:`DovecotServer`, plus helpers to set up and inspect it.
+
+    Helpers talk IMAP themselves (TLS verified, ``BODY.PEEK``/EXAMINE only), so they
+    never change flags the code under test is judged by.
+    """
+
+    server: DovecotServer
+    user: str
+    password: str = field(repr=False)
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def starttls_port(self) -> int:
+        return self.server.starttls_port
+
+    @property
+    def ca_file(self) -> Path:
+        return self.server.ca_file
+
+    def settings(self, **overrides: Any) -> ImapSettings:
+        """ImapSettings for this account over implicit TLS; keyword arguments override."""
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": self.password,
+            "security": "ssl",
+            "ca_file": self.ca_file,
+            "timeout": 10.0,
+        }
+        values.update(overrides)
+        return ImapSettings(**values)
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        client = IMAPClient(self.host, port=self.port, ssl_context=context, timeout=10)
+        try:
+            client.login(self.user, self.password)
+            yield client
+        finally:
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001
+                client.shutdown()
+
+    def append(self, folder: str, data: bytes, flags: Sequence[bytes] = ()) -> int:
+        """Store a message (creating the folder if needed) and return its UID."""
+        with self.client() as c:
+            if not c.folder_exists(folder):
+                c.create_folder(folder)
+            reply = c.append(folder, data, flags=tuple(flags))
+        match = re.search(
+            rb"APPENDUID \d+ (\d+)", reply if isinstance(reply, bytes) else reply.encode()
+        )
+        assert match, f"no APPENDUID in {reply!r}"
+        return int(match.group(1))
+
+    def list_folder(self, folder: str) -> list[StoredMessage]:
+        """The messages in ``folder`` by UID; a missing folder is empty. Read-only (EXAMINE)."""
+        with self.client() as c:
+            if not c.folder_exists(folder):
+                return []
+            c.select_folder(folder, readonly=True)
+            uids = sorted(c.search("ALL"))
+            fetched = c.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
+        return [
+            StoredMessage(
+                uid=uid, flags=tuple(fetched[uid][b"FLAGS"]), data=fetched[uid][b"BODY[]"]
+            )
+            for uid in uids
+            if uid in fetched
+        ]
+
+    def folders(self) -> list[str]:
+        with self.client() as c:
+            return sorted(name for _flags, _delim, name in c.list_folders())
+
+    def create_folder(self, folder: str) -> None:
+        with self.client() as c:
+            c.create_folder(folder)
+
+    def delete_folder(self, folder: str) -> None:
+        with self.client() as c:
+            c.delete_folder(folder)
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.client() as c:
+            return int(c.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
+
+    def set_flags(self, folder: str, uid: int, flags: Sequence[bytes]) -> None:
+        with self.client() as c:
+            c.select_folder(folder)
+            c.add_flags([uid], list(flags))
+
+    def restart(self) -> None:
+        """Restart the whole Dovecot (same data, same ports); open connections are cut."""
+        self.server.restart()
+
+
+# -- SMTP sink ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message the sink accepted, with its SMTP envelope."""
+
+    message: EmailMessage
+    mail_from: str
+    recipients: list[str]
+    data: bytes
+    tls: bool
+    authenticated: bool
+
+
+class SmtpSink:
+    """Controls the ``tests/smtp_sink.py`` process: plain+STARTTLS on ``port``, implicit
+    TLS on ``ssl_port``, AUTH (after TLS) as ``user``/``password``, certificates by ``ca_file``.
+    """
+
+    host = HOST
+    script = Path(__file__).with_name("smtp_sink.py")
+
+    def __init__(self, root: Path, ca: TestCA) -> None:
+        self.root = root
+        self.ca = ca
+        self.ca_file = ca.ca_file
+        self.port = free_port()
+        self.ssl_port = free_port()
+        self.user = "mailbot"
+        self.password = secrets.token_urlsafe(12)
+        self.log_path = root / "sink.log"
+        self.messages_dir = root / "messages"
+        self.control_path = root / "control.json"
+        self.connections_path = root / "connections.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        ready = self.root / "ready"
+        ready.unlink(missing_ok=True)
+        env = dict(os.environ, SMTP_SINK_AUTH=f"{self.user}:{self.password}")
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [*_die_with_parent(), sys.executable, str(self.script), str(self.root), "--host", self.host,
+                 "--port", str(self.port), "--ssl-port", str(self.ssl_port),
+                 "--cert", str(self.ca.cert_file), "--key", str(self.ca.key_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # Wait for the sink's own "ready" file rather than probing: a probe would be
+        # counted as a connection.
+        while not ready.exists():
+            if self._proc.poll() is not None:
+                raise ServerSetupError(
+                    f"smtp_sink exited with code {self._proc.returncode}; log:\n{_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerSetupError(
+                    f"smtp_sink did not start in time; log:\n{_tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the server; connecting is refused until :meth:`start`."""
+        _stop_process(self._proc)
+        self._proc = None
+        _wait_until_free([self.port, self.ssl_port])
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def reset(self) -> None:
+        """Forget messages, connection counts and failure rules (between tests)."""
+        shutil.rmtree(self.messages_dir, ignore_errors=True)
+        self.messages_dir.mkdir(parents=True, exist_ok=True)
+        self.connections_path.unlink(missing_ok=True)
+        self.clear_failures()
+
+    def settings(self, **overrides: Any) -> SmtpSettings:
+        """SmtpSettings for the plain port with STARTTLS, verified against ``ca_file``."""
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "security": "starttls",
+            "ca_file": self.ca_file,
+            "timeout": 10.0,
+            "local_hostname": "mailbot.test",
+        }
+        values.update(overrides)
+        return SmtpSettings(**values)
+
+    # -- inspection
+
+    def messages(self) -> list[ReceivedMessage]:
+        """Everything accepted so far, oldest first."""
+        out: list[ReceivedMessage] = []
+        for eml in sorted(self.messages_dir.glob("*.eml")):
+            meta = json.loads(eml.with_suffix(".json").read_text())
+            data = eml.read_bytes()
+            msg = email.message_from_bytes(data, policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(
+                ReceivedMessage(
+                    message=msg,
+                    mail_from=meta["mail_from"],
+                    recipients=list(meta["rcpt_tos"]),
+                    data=data,
+                    tls=bool(meta["tls"]),
+                    authenticated=bool(meta["authenticated"]),
+                )
+            )
+        return out
+
+    def connections(self) -> int:
+        """How many TCP connections the sink accepted since the last reset."""
+        try:
+            return len(self.connections_path.read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    # -- failure injection
+
+    def _control(self) -> dict[str, Any]:
+        try:
+            loaded = json.loads(self.control_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _write_control(self, control: dict[str, Any]) -> None:
+        tmp = self.control_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(control))
+        os.replace(tmp, self.control_path)
+
+    def fail_next(self, count: int = 1, code: int = 451, message: str | None = None) -> None:
+        """Answer DATA with ``code`` for the next ``count`` messages (451: transient, 550: permanent)."""
+        control = self._control()
+        control["fail_next"] = {"count": count, "code": code, "message": message}
+        self._write_control(control)
+
+    def reject_recipients(self, pattern: str, code: int = 550, message: str | None = None) -> None:
+        """Answer RCPT with ``code`` for addresses matching the regular expression ``pattern``."""
+        control = self._control()
+        control.setdefault("reject_rcpt", []).append(
+            {"pattern": pattern, "code": code, "message": message}
+        )
+        self._write_control(control)
+
+    def clear_failures(self) -> None:
+        self._write_control({})
+
+
+def make_temp_root(prefix: str) -> Path:
+    """A private directory outside pytest's 0700 tmp tree, so Dovecot's unprivileged
+    processes can traverse into it."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
