@@ -45,6 +45,9 @@ FOLDER_OF: dict[str, Outcome] = {
 # human, while an unreadable 3 KB logo in a signature does not.
 _DOCUMENT_FORMATS = frozenset({"docx", "doc", "odt", "pdf", "rtf", "zip"})
 _SMALL_IMAGE = 60 * 1024
+# Machine-made messages whose attachments are never forms: a bounce carries our own
+# reply back, a receipt or our own mail carries nothing new.
+_NEVER_FORMS = frozenset({"bounce", "read_receipt", "own", "loop"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -211,7 +214,7 @@ def _decide(
         decision.escalate("needs_review", f"message too large ({len(raw.data)} bytes); not opened")
         return decision
     verdict = classify(parsed, settings.replying_as)
-    if verdict is not None:
+    if verdict is not None and verdict.kind in _NEVER_FORMS:
         decision.outcome = "ignored"
         decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
         return decision
@@ -230,6 +233,15 @@ def _decide(
             unreadable.append(f"{att.filename}: {form.reason or 'unreadable'}")
 
     reply_addr = _reply_address(parsed, settings)
+    if verdict is not None:
+        # An auto-reply or list message is never answered, but a form inside it is
+        # still a registration: nothing a person sent is dropped.
+        if not forms:
+            decision.outcome = "ignored"
+            decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
+            return decision
+        decision.reasons.append(f"no reply: {verdict.kind} ({verdict.reason})")
+        reply_addr = None
     if not forms:
         why = (
             "blank form returned unfilled"
