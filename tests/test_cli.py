@@ -1,0 +1,97 @@
+"""The command line as a newcomer uses it: demo, parse, export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO.parent / "shared" / "forms" / "examples"
+DEMO = REPO / "config" / "demo.toml"
+
+
+def mailbot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(cwd or REPO)},
+    )
+
+
+def test_help_is_available_for_every_command() -> None:
+    for command in ([], ["run"], ["demo"], ["parse"], ["export"], ["check-config"], ["form"], ["db", "upgrade"]):
+        proc = mailbot(*command, "--help")
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "Usage" in proc.stdout
+
+
+def test_the_demo_shows_registrations_and_replies_and_export_reads_them(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = mailbot("demo", "--dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Registrations" in proc.stdout and "Replies written" in proc.stdout
+    assert "Urząd Miejski w Brzezinie Opolskiej" in proc.stdout
+    assert "Potwierdzenie zgłoszenia" in proc.stdout
+    assert len(list((out / "outbox" / "new").iterdir())) == 8
+
+    # Running it again starts from scratch, with the same result.
+    again = mailbot("demo", "--dir", str(out))
+    assert again.returncode == 0 and len(list((out / "outbox" / "new").iterdir())) == 8
+
+    db = f"sqlite:///{out / 'state' / 'mailbot.db'}"
+    exported = mailbot("export", "--config", str(DEMO), "--db", db, "--format", "json")
+    assert exported.returncode == 0, exported.stderr
+    rows = json.loads(exported.stdout)
+    assert len(rows) == 5 and {r["event"] for r in rows} == {"opole-2016"}
+    first = rows[0]
+    assert first["institution"]["name"] == "Urząd Miejski w Brzezinie Opolskiej"
+    assert first["status"] == "confirmed" and first["source_message_id"].endswith("example.pl")
+    assert [p["full_name"] for p in first["participants"]] == ["Katarzyna Wróbel", "Tomasz Lis"]
+
+    csv_out = mailbot("export", "--config", str(DEMO), "--db", db, "--format", "csv", "--event", "opole-2016")
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0].startswith("Wydarzenie,Kod zgłoszenia,Status,Instytucja")
+    assert len(lines) == 1 + 10  # one line per participant
+
+    xlsx = tmp_path / "lista.xlsx"
+    assert mailbot("export", "--config", str(DEMO), "--db", db, "--format", "xlsx", "-o", str(xlsx)).returncode == 0
+    sheet = load_workbook(xlsx)["opole-2016"]
+    assert sheet["F1"].value == "Imię i nazwisko" and sheet["F2"].value == "Katarzyna Wróbel"
+    assert sheet.auto_filter.ref and sheet.freeze_panes == "A2"
+
+
+def test_the_demo_refuses_to_wipe_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = mailbot("demo", "--dir", str(tmp_path))
+    assert proc.returncode == 2 and "not created by `mailbot demo`" in proc.stderr
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_parse_prints_one_json_document_per_file_in_argument_order(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.docx"
+    junk.write_bytes(b"this is not a zip at all")
+    files = [EXAMPLES / "zgloszenie_UM_Brzeg.docx", junk, EXAMPLES / "zgloszenie_UM_Prudnik.pdf"]
+    proc = mailbot("parse", *map(str, files), "--json", "--config", str(DEMO))
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert [d["file"] for d in docs] == ["zgloszenie_UM_Brzeg.docx", "notes.docx", "zgloszenie_UM_Prudnik.pdf"]
+    assert [d["status"] for d in docs] == ["ok", "unreadable", "ok"]
+    assert docs[0]["event"] == "opole-2016" and len(docs[0]["participants"]) == 5
+
+
+def test_form_writes_a_blank_form_that_parse_reads_back(tmp_path: Path) -> None:
+    target = tmp_path / "blank.docx"
+    assert mailbot("form", "--config", str(DEMO), "--event", "torun-2016", "-o", str(target)).returncode == 0
+    (doc,) = json.loads(mailbot("parse", str(target), "--config", str(DEMO)).stdout)
+    assert doc["status"] == "ok" and doc["event"] == "torun-2016" and doc["participants"] == []
+
+
+def test_run_reports_a_broken_config_with_a_hint_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mailbox]\npassword = 'hunter2'\n")
+    proc = mailbot("run", "--once", "--config", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "password_file" in proc.stderr and "hunter2" not in proc.stderr
