@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from mailbot.config import EventSettings, Settings
 from mailbot.errors import MailboxError
-from mailbot.forms import parse_bytes  # noqa: F401  (import check: forms package present)
+from mailbot.forms import load_vocabulary
 from mailbot.forms.blank import EventHeader, make_docx
 from mailbot.forms.model import Limits
 from mailbot.ingest import IngestContext, MessageResult, events_for_forms, process
@@ -107,6 +107,7 @@ class App:
             blank_form=blank_form_attachment,
             now=clock,
             events=events_for_forms(settings),
+            vocabulary=load_vocabulary(settings.labels_file) if settings.labels_file else None,
             form_limits=Limits(
                 max_file_bytes=limits.max_attachment_bytes,
                 max_decompressed_bytes=limits.max_decompressed_bytes,

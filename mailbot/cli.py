@@ -10,20 +10,23 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mailbot.config import (
-    ConfigError,
     InvalidConfig,
     Settings,
     apply_overrides,
     find_config,
     load_settings,
 )
+from mailbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mailbot.app import App, Clock, PassReport
 
 app = typer.Typer(
     help="mailbot: reads the registration mailbox, parses forms, stores registrations, replies.",
@@ -78,7 +81,7 @@ def _settings(config: Path | None, **overrides: str | None) -> Settings:
         raise _fail(f"{e}\n(run `mailbot check-config` for details)") from e
 
 
-def _clock(now: str | None, settings: Settings):  # type: ignore[no-untyped-def]
+def _clock(now: str | None, settings: Settings) -> Clock:
     from mailbot.app import fixed_clock, system_clock
 
     if now is None:
@@ -105,7 +108,7 @@ def check_config(config: ConfigOpt = None) -> None:
         raise typer.Exit(2) from e
     except ConfigError as e:
         raise _fail(str(e)) from e
-    problems = []
+    problems: list[str] = []
     for name, secret in (("mailbox", settings.mailbox), ("outbox", settings.outbox)):
         needs = (name == "mailbox" and settings.mailbox.kind == "imap") or (
             name == "outbox" and settings.outbox.kind == "smtp" and settings.outbox.username
@@ -117,12 +120,18 @@ def check_config(config: ConfigOpt = None) -> None:
                 secret.resolve()
             except ConfigError as e:
                 problems.append(f"{name}: {e}")
+    from mailbot.forms import load_vocabulary
     from mailbot.templating import Templates
 
     problems.extend(f"templates: {t}" for t in Templates(settings.templates_dir).check())
+    if settings.labels_file:
+        try:
+            load_vocabulary(settings.labels_file)
+        except ConfigError as e:
+            problems.append(f"labels_file: {e}")
     if problems:
-        for p in problems:
-            err.print(f"  [bold]{p}[/bold]", highlight=False)
+        for line in problems:
+            err.print(f"  [bold]{line}[/bold]", highlight=False)
         raise typer.Exit(2)
     out.print(f"{path}: OK — {len(settings.events)} event(s), mailbox {settings.mailbox.kind}, outbox {settings.outbox.kind}")
 
@@ -146,8 +155,14 @@ def parse(
         settings = load_settings(path)
     except ConfigError as e:
         raise _fail(str(e)) from e
+    from mailbot.forms import load_vocabulary
+
     events = events_for_forms(settings)
-    results = [parse_file(f, events).to_json() for f in files]
+    try:
+        vocabulary = load_vocabulary(settings.labels_file) if settings.labels_file else None
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+    results = [parse_file(f, events, vocabulary=vocabulary).to_json() for f in files]
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 
@@ -166,7 +181,10 @@ def run(
 
     settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
     _setup_logging(settings.log_level)
-    app_ = build_app(settings, clock=_clock(now, settings))
+    try:
+        app_ = build_app(settings, clock=_clock(now, settings))
+    except ConfigError as e:
+        raise _fail(str(e)) from e
     stop = {"requested": False}
 
     def _request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -191,7 +209,7 @@ def run(
             time.sleep(1)
 
 
-def _run_pass(app_):  # type: ignore[no-untyped-def]
+def _run_pass(app_: App) -> PassReport:
     from mailbot.app import PassReport
 
     if not err.is_terminal:
@@ -210,7 +228,7 @@ def _run_pass(app_):  # type: ignore[no-untyped-def]
     return report
 
 
-def _print_pass(report) -> None:  # type: ignore[no-untyped-def]
+def _print_pass(report: PassReport) -> None:
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1

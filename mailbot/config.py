@@ -316,7 +316,7 @@ def settings_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Set
         return Settings.model_validate(data)
     except ValidationError as e:
         problems = [
-            ConfigProblem(_toml_path(tuple(err["loc"]), data), _hint(err))  # type: ignore[arg-type]
+            ConfigProblem(_toml_path(tuple(err["loc"]), data), _hint(err))
             for err in e.errors()
         ]
         raise InvalidConfig(source, problems) from e

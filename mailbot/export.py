@@ -138,7 +138,7 @@ def _fit_columns(sheet: Worksheet) -> None:
 def to_xlsx(rows: Sequence[RegistrationRow]) -> bytes:
     """One sheet per event, header row frozen, filters on, columns sized to content."""
     wb = Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     events = sorted({r.event for r in rows}) or ["uczestnicy"]
     for event in events:
         sheet = wb.create_sheet(title=event[:31])

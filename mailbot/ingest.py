@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, select
 
 from mailbot.config import EventSettings, Settings
-from mailbot.forms import parse_bytes
+from mailbot.forms import Vocabulary, parse_bytes
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.loopguard import classify, safe_to_reply
 from mailbot.mailbox.base import Outcome, RawMessage
@@ -64,6 +64,8 @@ class IngestContext:
     events: tuple[EventRef, ...] = ()
     form_limits: Limits = Limits()
     mime_limits: MimeLimits = MimeLimits()
+    vocabulary: Vocabulary | None = None
+    """The admin's label vocabulary; None means the shipped config/labels.toml."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ def _decide(
     for event_key, items in by_event.items():
         event = settings.event(event_key)
         incomplete = any(a.blocking_problems for a, _ in items)
-        problems = []
+        problems: list[str] = []
         for applied, form in items:
             prefix = f"{form.file}: " if len(forms) > 1 else ""
             problems.extend(prefix + p.message for p in applied.blocking_problems)
@@ -325,7 +327,7 @@ def _parse_attachment(
     ctx: IngestContext, session: Session, inbound_id: int, att: Attachment
 ) -> tuple[StoredAttachment, FormData]:
     digest = ctx.blobs.put(att.data)
-    form = parse_bytes(att.data, att.filename, ctx.events, ctx.form_limits)
+    form = parse_bytes(att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary)
     stored = StoredAttachment(
         inbound_id=inbound_id,
         filename=att.filename[:300],

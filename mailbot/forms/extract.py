@@ -1,0 +1,790 @@
+"""From a format-neutral document (paragraphs, tables, form controls) to ``FormData``.
+
+docx, odt and PDF readers only translate their format into ``Document``; every rule
+about what the form means (labels, sections, participants, ticks, consents, event,
+problems) lives here once, so all formats read the form the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from mailbot.forms.events import EventLine, recognise_event
+from mailbot.forms.labels import LabelMatch, Vocabulary
+from mailbot.forms.model import (
+    Consents,
+    EventRef,
+    FormData,
+    Institution,
+    Method,
+    Participant,
+    Problem,
+)
+from mailbot.forms.normalize import clean_text, fold, normalize_email, normalize_phone
+
+__all__ = ["Block", "Control", "Document", "Para", "Table", "build_form", "tick_state"]
+
+log = logging.getLogger(__name__)
+
+Source = Literal["fields", "table", "text"]
+
+
+@dataclass(slots=True)
+class Control:
+    """A form control: Word content control, legacy form field, ODF or AcroForm field.
+
+    ``key`` is the control's tag/name (the organiser's copies use the contract's
+    paths, e.g. ``participants[0].email``); ``checked`` is set for check boxes only;
+    ``value`` is ``None`` when the control shows its placeholder.
+    """
+
+    key: str | None = None
+    label: str | None = None
+    value: str | None = None
+    checked: bool | None = None
+
+    def render(self) -> str:
+        if self.checked is not None:
+            return " ☒ " if self.checked else " ☐ "
+        return (self.value or "").replace("\n", " ")
+
+
+Inline: TypeAlias = "str | Control"
+
+
+@dataclass(slots=True)
+class Para:
+    """A paragraph: text runs and inline controls; "\\n" separates lines, "\\t" cells."""
+
+    inlines: list[Inline] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Table:
+    """Rows of cells; a cell is a list of blocks (paragraphs or nested tables)."""
+
+    rows: list[list[list[Block]]] = field(default_factory=list)
+
+
+Block: TypeAlias = "Para | Table"
+
+
+@dataclass(slots=True)
+class Document:
+    """What a format reader hands over: blocks in reading order and every control."""
+
+    blocks: list[Block]
+    controls: list[Control] = field(default_factory=list)
+    layout_tables: bool = False
+    """Tables were rebuilt from a PDF page's layout: values in them count as ``text``."""
+    method: Method | None = None
+    """Forces the method (the OCR reader will set ``ocr``); ``None`` lets the values decide."""
+
+
+@dataclass(slots=True)
+class _Line:
+    text: str
+    controls: list[Control]
+
+
+# --- ticks --------------------------------------------------------------------------
+
+# Word's Wingdings tick boxes arrive as private-use code points (U+F0FE etc.).
+_TICKS = frozenset("☒☑✓✔■✗✘⊠⌧▣◼☓🗹🗷\uf0fe\uf0fd\uf078\uf0fc\uf0fb\uf0ef")
+_UNTICKS = frozenset("☐□▢◻❏❑○\uf0a8\uf06f\uf071")
+_X_START = re.compile(r"^[\s☐□\[(]{0,3}[xX][\])]?(?:\s|$)")
+_X_END = re.compile(r"\s[\[(]?[xX][\])]?[\s.]*$")
+_OPTION_LETTER = re.compile(r"^[\s☐□☒☑✓✔■\[\]()xX]*?\b([A-H])\s*[–—\-).:]\s*\S")
+
+
+def tick_state(text: str) -> bool | None:
+    """``True`` for a ticked option line, ``False`` for an empty box, ``None`` for no box."""
+    if any(c in _TICKS for c in text):
+        return True
+    if _X_START.match(text) or _X_END.search(text):
+        return True
+    if any(c in _UNTICKS for c in text):
+        return False
+    return None
+
+
+# --- control keys -------------------------------------------------------------------
+
+_KEY_INSTITUTION = re.compile(
+    r"^(?:institution|instytucja)[._](name|address|phone|email)$", re.IGNORECASE
+)
+_KEY_PARTICIPANT = re.compile(
+    r"^(?:participants?|uczestni(?:k|cy))[._]?\[?(\d{1,3})\]?[._](full_name|position|phone|email)$",
+    re.IGNORECASE,
+)
+_KEY_WORKSHOP = re.compile(
+    r"^(?:workshops?|warsztaty?)[._\[]([A-Za-z])\]?$", re.IGNORECASE
+)
+_KEY_CONSENT = re.compile(
+    r"^(?:consents?|zgody?)[._](data_processing|newsletter)$", re.IGNORECASE
+)
+_KEY_REMARKS = re.compile(r"^(?:remarks|uwagi)$", re.IGNORECASE)
+
+
+def _canonical(key: str | None) -> tuple[str, ...] | None:
+    """Split a contract path such as ``participants[1].email`` into its parts."""
+    if not key:
+        return None
+    key = key.strip()
+    if m := _KEY_INSTITUTION.match(key):
+        return ("institution", m.group(1).lower())
+    if m := _KEY_PARTICIPANT.match(key):
+        return ("participant", m.group(1), m.group(2).lower())
+    if m := _KEY_WORKSHOP.match(key):
+        return ("workshop", m.group(1).upper())
+    if m := _KEY_CONSENT.match(key):
+        return ("consent", m.group(1).lower())
+    if _KEY_REMARKS.match(key):
+        return ("remarks",)
+    return None
+
+
+# --- the extractor ------------------------------------------------------------------
+
+_PERSON_FIELDS = ("full_name", "position", "phone", "email")
+_INSTITUTION_FIELDS = ("name", "address", "phone", "email")
+_PARTICIPANT_SECTIONS = frozenset({"participants", "participant"})
+
+
+@dataclass(slots=True)
+class _Person:
+    values: dict[str, str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    sources: set[Source] = field(default_factory=set)
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    key: str
+    person: _Person | None
+    source: Source
+
+
+class _Extractor:
+    """Walks a Document once, keeping the section context labels are read in."""
+
+    def __init__(
+        self, doc: Document, vocab: Vocabulary, events: Sequence[EventRef]
+    ) -> None:
+        self.doc = doc
+        self.vocab = vocab
+        self.events = events
+        self.section: str | None = None
+        self.header_done = False
+        self.pending: _Pending | None = None
+        self.address_open = False
+        self.institution: dict[str, str] = {}
+        self.people: list[_Person] = []
+        self.remarks: str | None = None
+        self.options: list[tuple[str, bool]] = []
+        self.consents: dict[str, bool] = {}
+        self.signals: set[str] = set()
+        self.sources: set[Source] = set()
+        self.structure_table = False
+        self.event_lines: list[EventLine] = []
+        # Values read from controls named with the contract's paths.
+        self.keyed = False
+        self.keyed_people: dict[int, _Person] = {}
+        self.keyed_workshops: dict[str, bool] = {}
+        self.keyed_consents: dict[str, bool] = {}
+        self._titles = [fold(e.title) for e in events if e.title]
+
+    # keyed controls ------------------------------------------------------------------
+
+    def keyed_pass(self) -> None:
+        for control in self.doc.controls:
+            parts = _canonical(control.key)
+            if parts is None:
+                continue
+            self.keyed = True
+            self.signals.add("keyed")
+            kind = parts[0]
+            value = clean_text(control.value, self.vocab.placeholders)
+            if kind == "institution":
+                if value is not None:
+                    self.institution.setdefault(parts[1], value)
+                if parts[1] == "name":
+                    self.signals.add("institution_label")
+            elif kind == "participant":
+                person = self.keyed_people.setdefault(int(parts[1]), _Person())
+                person.seen.add(parts[2])
+                if value is not None:
+                    person.values.setdefault(parts[2], value)
+                    person.sources.add("fields")
+                self.signals.add("participants_table")
+            elif kind == "workshop":
+                ticked = (
+                    bool(control.checked)
+                    if control.checked is not None
+                    else _truthy(value)
+                )
+                self.keyed_workshops[parts[1]] = (
+                    self.keyed_workshops.get(parts[1], False) or ticked
+                )
+                self.signals.add("workshops")
+            elif kind == "consent":
+                ticked = (
+                    bool(control.checked)
+                    if control.checked is not None
+                    else _truthy(value)
+                )
+                self.keyed_consents[parts[1]] = (
+                    self.keyed_consents.get(parts[1], False) or ticked
+                )
+                self.signals.add("consents")
+            elif kind == "remarks" and value is not None and self.remarks is None:
+                self.remarks = value
+
+    # blocks ----------------------------------------------------------------------------
+
+    def walk(self, blocks: Sequence[Block], source: Source, depth: int = 0) -> None:
+        if depth > 20:
+            return
+        for block in blocks:
+            if isinstance(block, Para):
+                for line in _render(block):
+                    self.line(line, source)
+            else:
+                self.table(block, depth + 1)
+
+    def table(self, table: Table, depth: int) -> None:
+        header = self._participant_header(table)
+        rows = table.rows
+        if header is None:
+            for row in rows:
+                self.row(row, depth)
+            return
+        index, columns = header
+        for row in rows[:index]:
+            self.row(row, depth)
+        self.structure_table = True
+        self.signals.add("participants_table")
+        self.section = "participants"
+        self.header_done = True
+        self.pending = None
+        in_table = True
+        for row in rows[index + 1 :]:
+            if in_table and self._leaves_participants(row, columns):
+                in_table = False  # the same table goes on with other parts of the form
+            if in_table:
+                self._participant_row(row, columns, depth)
+            else:
+                self.row(row, depth)
+
+    def _leaves_participants(
+        self, row: list[list[Block]], columns: dict[int, str]
+    ) -> bool:
+        if len(row) <= max(columns):
+            return any(_cell_text(cell) for cell in row)
+        first = next((t for t in map(_cell_text, row) if t), "")
+        return bool(first) and (
+            self.vocab.match_section(first) is not None
+            or self._label_cell(first) is not None
+        )
+
+    def _participant_header(self, table: Table) -> tuple[int, dict[int, str]] | None:
+        for index, row in enumerate(table.rows[:6]):
+            if len(row) < self.vocab.table_min_columns:
+                continue
+            columns: dict[int, str] = {}
+            for i, cell in enumerate(row):
+                text = _cell_text(cell)
+                if not text or len(text) > 80:
+                    continue
+                match = self.vocab.match_cell(text)
+                if match is None:
+                    continue
+                key = next(
+                    (k for k in match.keys if k.startswith("participant.")), None
+                )
+                if key is not None and key not in columns.values():
+                    columns[i] = key
+            names = set(columns.values())
+            if len(names) >= self.vocab.table_min_columns and all(
+                r in names for r in self.vocab.table_required
+            ):
+                return index, columns
+        return None
+
+    def _participant_row(
+        self, row: list[list[Block]], columns: dict[int, str], depth: int
+    ) -> None:
+        if any(isinstance(b, Table) for cell in row for b in cell):
+            for cell in row:
+                self.walk(cell, "table", depth)
+            return
+        person = _Person(closed=True)
+        keyed_only = True
+        for i, cell in enumerate(row):
+            key = columns.get(i)
+            if key is None or key == "participant.number":
+                continue
+            lines = [
+                line
+                for block in cell
+                if isinstance(block, Para)
+                for line in _render(block)
+            ]
+            controls = [c for line in lines for c in line.controls]
+            unkeyed = [c for c in controls if _canonical(c.key) is None]
+            if not controls or unkeyed:
+                keyed_only = False
+            value = clean_text(
+                " ".join(line.text for line in lines), self.vocab.placeholders
+            )
+            name = key.split(".", 1)[1]
+            person.seen.add(name)
+            if value is not None:
+                person.values[name] = value
+                person.sources.add("fields" if unkeyed else "table")
+        if keyed_only:
+            return  # the keyed pass read these controls already
+        if person.values:
+            self.people.append(person)
+            self.sources.update(person.sources)
+
+    def row(self, row: list[list[Block]], depth: int) -> None:
+        if any(isinstance(b, Table) for cell in row for b in cell):
+            for cell in row:
+                self.walk(cell, "table", depth)
+            return
+        cell_lines = [
+            [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
+            for cell in row
+        ]
+        texts = [" ".join(ln.text for ln in lines).strip() for lines in cell_lines]
+        filled = [i for i, t in enumerate(texts) if t]
+        if not filled:
+            return
+        pairs: list[tuple[LabelMatch, int]] = []
+        if len(row) >= 2:
+            i = 0
+            while i < len(row):
+                match = self._label_cell(texts[i])
+                if (
+                    match is not None
+                    and i + 1 < len(row)
+                    and self._label_cell(texts[i + 1]) is None
+                ):
+                    pairs.append((match, i + 1))
+                    i += 2
+                else:
+                    i += 1
+        if pairs and pairs[0][1] - 1 == filled[0]:
+            self.structure_table = True
+            self.header_done = True
+            self.pending = None
+            for match, j in pairs:
+                controls = [c for ln in cell_lines[j] for c in ln.controls]
+                self.assign(match, texts[j], controls, "table", allow_pending=False)
+            return
+        if all(len(lines) <= 1 for lines in cell_lines):
+            controls = [c for lines in cell_lines for ln in lines for c in ln.controls]
+            self.line(_Line("\t".join(texts), controls), "table")
+            return
+        for cell in row:
+            self.walk(cell, "table", depth)
+
+    def _label_cell(self, text: str) -> LabelMatch | None:
+        if not text or len(text) > 90 or self.vocab.match_section(text) is not None:
+            return None
+        return self.vocab.match_cell(text)
+
+    # lines -----------------------------------------------------------------------------
+
+    def line(self, line: _Line, source: Source) -> None:
+        text = line.text
+        if not text.strip():
+            return
+        address_open, self.address_open = self.address_open, False
+        vocab = self.vocab
+        section = vocab.match_section(text)
+        if section is not None and tick_state(text) is None:
+            self._enter_section(*section)
+            return
+        if vocab.is_title(text):
+            self.signals.add("title")
+            self._event_candidate(text)
+            return
+        parts = vocab.split_labelled(_strip_numbering(text))
+        labelled = parts[0][0] is not None
+        consent = None if labelled else vocab.match_consent(text)
+        if consent is not None:
+            self.consents[consent] = (
+                self.consents.get(consent, False) or tick_state(text) is True
+            )
+            self._structural("consents")
+            return
+        letter = None if labelled else vocab.match_workshop(text)
+        if letter is None and not labelled and self.section == "workshops":
+            m = _OPTION_LETTER.match(text)
+            if m is not None and m.group(1) in vocab.workshop_letters:
+                letter = m.group(1)
+        if letter is not None:
+            self.options.append((letter, tick_state(text) is True))
+            self._structural("workshops")
+            return
+        if not labelled:
+            lead = parts[0][1]
+            if self.pending is not None and lead.strip():
+                pending, self.pending = self.pending, None
+                self._store(
+                    pending.key, lead, line.controls, pending.source, pending.person
+                )
+                if pending.key == "institution.address" and not _POSTCODE.search(lead):
+                    self.address_open = True  # street now, "45-075 Opole" may follow
+            elif (
+                address_open
+                and _POSTCODE.search(lead)
+                and "address" in self.institution
+            ):
+                self.institution["address"] += ", " + (clean_text(lead) or "")
+            elif lead.strip() and len(parts) == 1:
+                self._event_candidate(text)
+            parts = parts[1:]
+        for match, value in parts:
+            assert match is not None
+            self.assign(match, value, line.controls, source, allow_pending=True)
+
+    def _structural(self, signal: str) -> None:
+        self.signals.add(signal)
+        self.header_done = True
+        self.pending = None
+
+    def _enter_section(self, name: str, number: int | None) -> None:
+        self.header_done = True
+        self.pending = None
+        self.section = name
+        self.signals.add(f"section:{name}")
+        if name == "participant":
+            self.people.append(_Person())
+
+    def _event_candidate(self, text: str) -> None:
+        if self.vocab.is_not_event(text):
+            return
+        folded = fold(text)
+        if any(t and t in folded for t in self._titles):
+            self.signals.add("event_title")
+        # A line naming the conference ("w konferencji … w Opolu") is header wherever it is.
+        header = not self.header_done or self.vocab.is_event_header(text)
+        self.event_lines.append(EventLine(text, header=header))
+
+    def assign(
+        self,
+        match: LabelMatch,
+        value: str,
+        controls: list[Control],
+        source: Source,
+        *,
+        allow_pending: bool,
+    ) -> None:
+        key = self._resolve(match.keys)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("label %r (section %s) -> %s", match.label, self.section, key)
+        self.header_done = True
+        self.pending = None
+        if key.startswith("signature.") or key == "participant.number":
+            return
+        if key == "institution.name":
+            self.signals.add("institution_label")
+        elif key == "participant.full_name":
+            self.signals.add("participant_label")
+        person = None
+        if key.startswith("participant."):
+            person = self._person_for(key.split(".", 1)[1])
+            if self.section not in _PARTICIPANT_SECTIONS:
+                self.section = (
+                    "participants"  # "Telefon"/"E-mail" after a name are the person's
+                )
+        if allow_pending and not value.strip():
+            self.pending = _Pending(key, person, source)
+            return
+        self._store(key, value, controls, source, person)
+
+    def _store(
+        self,
+        key: str,
+        raw: str,
+        controls: list[Control],
+        source: Source,
+        person: _Person | None,
+    ) -> None:
+        if controls and all(_canonical(c.key) is not None for c in controls):
+            return  # read by the keyed pass
+        value = clean_text(raw, self.vocab.placeholders)
+        if value is None:
+            return
+        src: Source = "fields" if controls else source
+        name = key.split(".", 1)[1] if "." in key else key
+        if key.startswith("institution."):
+            if name not in self.institution:
+                self.institution[name] = value
+                self.sources.add(src)
+        elif person is not None:
+            if name not in person.values:
+                person.values[name] = value
+                person.sources.add(src)
+                self.sources.add(src)
+        elif key == "remarks" and self.remarks is None:
+            self.remarks = value
+            self.sources.add(src)
+
+    def _resolve(self, keys: tuple[str, ...]) -> str:
+        participant = [k for k in keys if k.startswith("participant.")]
+        institution = [k for k in keys if k.startswith("institution.")]
+        if participant and (self.section in _PARTICIPANT_SECTIONS or not institution):
+            return participant[0]
+        if institution:
+            return institution[0]
+        return keys[0]
+
+    def _person_for(self, name: str) -> _Person:
+        current = (
+            self.people[-1] if self.people and not self.people[-1].closed else None
+        )
+        if current is None or name in current.seen:
+            current = _Person()
+            self.people.append(current)
+        current.seen.add(name)
+        return current
+
+    # result ----------------------------------------------------------------------------
+
+    def is_form(self) -> bool:
+        strong = {
+            "title",
+            "event_title",
+            "institution_label",
+            "participants_table",
+            "participant_label",
+            "workshops",
+            "consents",
+            "keyed",
+        }
+        found = self.signals & strong
+        sections = sum(1 for s in self.signals if s.startswith("section:"))
+        return len(found) + (1 if sections >= 2 else 0) >= 2
+
+    def method(self) -> Method:
+        if self.keyed or "fields" in self.sources:
+            return "fields"
+        if (
+            self.structure_table or "table" in self.sources
+        ) and not self.doc.layout_tables:
+            return "table"
+        return "text"
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and fold(value).strip("/ ") not in {
+        "",
+        "off",
+        "no",
+        "false",
+        "0",
+        "nie",
+    }
+
+
+_NUMBERING = re.compile(r"^\s*(?:\d{1,2}|[IVX]{1,4})[.)]\s+")
+_POSTCODE = re.compile(r"\b\d{2}-\d{3}\b")
+
+
+def _strip_numbering(text: str) -> str:
+    return _NUMBERING.sub("", text, count=1)
+
+
+def _render(para: Para) -> Iterator[_Line]:
+    buf: list[str] = []
+    controls: list[Control] = []
+    for item in para.inlines:
+        if isinstance(item, str):
+            pieces = item.split("\n")
+            buf.append(pieces[0])
+            for piece in pieces[1:]:
+                yield _Line("".join(buf), controls)
+                buf, controls = [piece], []
+        else:
+            buf.append(item.render())
+            controls.append(item)
+    yield _Line("".join(buf), controls)
+
+
+def _cell_text(cell: list[Block]) -> str:
+    return " ".join(
+        ln.text for b in cell if isinstance(b, Para) for ln in _render(b)
+    ).strip()
+
+
+# --- assembling the result ---------------------------------------------------------
+
+
+def build_form(
+    doc: Document,
+    *,
+    file: str,
+    fmt: str,
+    events: Sequence[EventRef],
+    vocab: Vocabulary,
+    method: Method | None = None,
+) -> FormData:
+    """Read ``doc`` as the registration form; ``not_a_form`` when it plainly is not one."""
+    ex = _Extractor(doc, vocab, events)
+    ex.keyed_pass()
+    ex.walk(doc.blocks, "text")
+    if not ex.is_form():
+        return FormData(
+            file=file,
+            status="not_a_form",
+            format=fmt,
+            reason="no labels of the registration form found",
+        )
+    problems: list[Problem] = []
+    institution = _institution(ex.institution, problems)
+    people = _people(ex, problems)
+    workshops = _workshops(ex)
+    consents = Consents(
+        data_processing=ex.keyed_consents.get("data_processing", False)
+        or ex.consents.get("data_processing", False),
+        newsletter=ex.keyed_consents.get("newsletter", False)
+        or ex.consents.get("newsletter", False),
+    )
+    if not consents.data_processing:
+        problems.append(
+            Problem(
+                "consents.data_processing",
+                "missing",
+                "Brak zgody na przetwarzanie danych osobowych.",
+            )
+        )
+    event = recognise_event(ex.event_lines, events)
+    if event is None:
+        problems.append(
+            Problem(
+                "event",
+                "unknown",
+                "Nie rozpoznano konferencji, której dotyczy zgłoszenie.",
+            )
+        )
+    return FormData(
+        file=file,
+        status="ok",
+        format=fmt,
+        method=method or doc.method or ex.method(),
+        event=event,
+        institution=institution,
+        participants=people,
+        workshops=workshops,
+        remarks=clean_text(ex.remarks, vocab.placeholders),
+        consents=consents,
+        problems=problems,
+    )
+
+
+def _institution(values: dict[str, str], problems: list[Problem]) -> Institution:
+    inst = Institution(name=values.get("name"), address=values.get("address"))
+    if inst.name is None:
+        problems.append(
+            Problem("institution.name", "missing", "Brak nazwy instytucji.")
+        )
+    phone, ok = normalize_phone(values.get("phone"))
+    inst.phone = phone
+    if not ok:
+        problems.append(
+            Problem(
+                "institution.phone",
+                "invalid",
+                f"Nieprawidłowy numer telefonu instytucji: {phone}.",
+            )
+        )
+    email, ok = normalize_email(values.get("email"))
+    inst.email = email
+    if not ok:
+        problems.append(
+            Problem(
+                "institution.email",
+                "invalid",
+                f"Nieprawidłowy adres e-mail instytucji: {email}.",
+            )
+        )
+    return inst
+
+
+def _people(ex: _Extractor, problems: list[Problem]) -> list[Participant]:
+    # Keyed rows first (the organiser's controls), then rows the participant added.
+    raw = [ex.keyed_people[i] for i in sorted(ex.keyed_people)] + ex.people
+    people: list[Participant] = []
+    for person in raw:
+        if not any(person.values.get(f) for f in _PERSON_FIELDS):
+            continue
+        n = len(people) + 1
+        i = n - 1
+        p = Participant(
+            full_name=person.values.get("full_name"),
+            position=person.values.get("position"),
+        )
+        if p.full_name is None:
+            problems.append(
+                Problem(
+                    f"participants[{i}].full_name",
+                    "missing",
+                    f"Brak imienia i nazwiska uczestnika {n}.",
+                )
+            )
+        phone, ok = normalize_phone(person.values.get("phone"))
+        p.phone = phone
+        if not ok:
+            problems.append(
+                Problem(
+                    f"participants[{i}].phone",
+                    "invalid",
+                    f"Nieprawidłowy numer telefonu uczestnika {n}: {phone}.",
+                )
+            )
+        email, ok = normalize_email(person.values.get("email"))
+        p.email = email
+        if email is None:
+            problems.append(
+                Problem(
+                    f"participants[{i}].email",
+                    "missing",
+                    f"Brak adresu e-mail uczestnika {n}.",
+                )
+            )
+        elif not ok:
+            problems.append(
+                Problem(
+                    f"participants[{i}].email",
+                    "invalid",
+                    f"Nieprawidłowy adres e-mail uczestnika {n}: {email}.",
+                )
+            )
+        people.append(p)
+    if not people:
+        problems.append(
+            Problem("participants", "missing", "Brak uczestników w zgłoszeniu.")
+        )
+    return people
+
+
+def _workshops(ex: _Extractor) -> list[str]:
+    if ex.keyed_workshops:
+        chosen = {k for k, v in ex.keyed_workshops.items() if v}
+        if not chosen and len(ex.keyed_workshops) == 1:
+            chosen = set(ex.keyed_workshops)  # the other option's control was deleted
+        return sorted(chosen)
+    chosen = {letter for letter, ticked in ex.options if ticked}
+    letters = {letter for letter, _ in ex.options}
+    if not chosen and len(letters) == 1 and len(ex.vocab.workshop_letters) > 1:
+        chosen = letters  # unwanted options deleted: the one left standing is chosen
+    return sorted(chosen)
