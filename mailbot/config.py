@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from mailbot.errors import ConfigError
+from mailbot.net import is_loopback
 
 DEFAULT_CONFIG_PATH = Path("/etc/mailbot/mailbot.toml")
 ENV_CONFIG = "MAILBOT_CONFIG"
@@ -352,14 +353,11 @@ def load_settings(path: Path) -> Settings:
     return settings_from_dict(data, str(path))
 
 
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
 def _security_for(scheme: str, host: str, plain: str, implicit: str) -> Security:
     if scheme == implicit:
         return "ssl"
     if scheme.endswith("+plain"):
-        if host not in _LOOPBACK and not host.startswith("127."):
+        if not is_loopback(host):
             raise ConfigError(f"{scheme}:// (no TLS) is only allowed to a loopback host, not {host}")
         return "none"
     if scheme == plain:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import ssl
 import time
@@ -26,6 +25,7 @@ from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 from mailbot.errors import MailboxError
 from mailbot.mailbox.base import Cursor, Outcome, RawMessage
 from mailbot.mailbox.maildir import DEFAULT_FOLDERS, validate_folders
+from mailbot.net import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,6 @@ class MailboxSetupError(MailboxError):
     Retrying cannot help until the admin changes the configuration, so the connect
     backoff gives up at once instead of hammering the server (and its lockout rules).
     """
-
-
-def is_loopback(host: str) -> bool:
-    """True for hosts whose traffic never leaves the machine, where plaintext is tolerable."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,6 @@ about the message itself (server down, throttling, bad credentials, TLS trouble)
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import smtplib
 import ssl
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mailbot.errors import ConfigError, DeliveryError
+from mailbot.net import is_loopback
 from mailbot.transport.base import Envelope
 
 log = logging.getLogger(__name__)
@@ -23,17 +23,6 @@ log = logging.getLogger(__name__)
 Security = Literal["ssl", "starttls", "none"]
 _SECURITIES: tuple[Security, ...] = ("ssl", "starttls", "none")
 _DEFAULT_PORTS: dict[Security, int] = {"ssl": 465, "starttls": 587, "none": 25}
-
-
-def _is_loopback(host: str) -> bool:
-    """True for hosts whose traffic never leaves the machine, where plaintext is tolerable."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +49,7 @@ class SmtpSettings:
             raise ConfigError(
                 f"unknown SMTP security {self.security!r}; use one of {', '.join(_SECURITIES)}"
             )
-        if self.security == "none" and not _is_loopback(self.host):
+        if self.security == "none" and not is_loopback(self.host):
             raise ConfigError(
                 f"SMTP security 'none' is refused for {self.host}: the password and every reply "
                 "would cross the network unencrypted. Use 'starttls' (port 587) or 'ssl' "
