@@ -13,6 +13,7 @@ one window where a participant can get a mail twice (at-least-once), never zero 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.policy
 import hashlib
@@ -76,9 +77,75 @@ def clean_header_text(text: str | None, limit: int = 120) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())[:limit]
 
 
-def _addr(address: str, name: str | None = None) -> Address:
-    local, _, domain = address.rpartition("@")
-    return Address(display_name=clean_header_text(name), username=local, domain=domain)
+_ATOM = frozenset("!#$%&'*+-/=?^_`{|}~.")
+
+
+def _is_atom(word: str) -> bool:
+    return bool(word) and word.isascii() and all(c.isalnum() or c in _ATOM for c in word)
+
+
+def _encoded_phrase(text: str) -> str:
+    """RFC 2047 encoding of a display name that never splits a word between two
+    encoded-words (the stdlib folder does, and some readers then show "sa morządowych").
+
+    Runs of words that need encoding become one encoded-word, the spaces inside it;
+    a run over 45 bytes is cut after a space, so the space travels inside the encoding
+    (whitespace *between* encoded-words is ignored by readers).
+    """
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        pieces, current = [], ""
+        for i, word in enumerate(run):
+            token = word if i == 0 else " " + word
+            if current and len((current + token).encode()) > 45:
+                pieces.append(current)
+                current = token
+            else:
+                current += token
+        pieces.append(current)
+        for piece in pieces:
+            out.append(f"=?utf-8?b?{base64.b64encode(piece.encode()).decode()}?=")
+        run.clear()
+
+    for word in text.split(" "):
+        if _is_atom(word):
+            flush()
+            out.append(word)
+        else:
+            run.append(word)
+    flush()
+    return " ".join(out)
+
+
+def _fold(value: str, name: str) -> str:
+    """Fold at spaces so no line exceeds 78 characters (RFC 5322)."""
+    lines: list[str] = []
+    current = ""
+    for token in value.split(" "):
+        candidate = f"{current} {token}" if current else token
+        limit = 78 - (len(name) + 2 if not lines else 1)
+        if current and len(candidate) > limit:
+            lines.append(current)
+            current = token
+        else:
+            current = candidate
+    lines.append(current)
+    return "\r\n ".join(lines)
+
+
+def _address_header(msg: EmailMessage, field: str, address: str, name: str | None) -> None:
+    display = clean_header_text(name)
+    if not display:
+        msg[field] = address
+        return
+    if display.isascii():
+        msg[field] = Address(display_name=display, addr_spec=address)
+        return
+    msg.set_raw(field, _fold(f"{_encoded_phrase(display)} <{address}>", field))
 
 
 def compose(
@@ -96,8 +163,8 @@ def compose(
 ) -> EmailMessage:
     """Build the reply; its Message-ID derives from the dedupe key, so it is stable."""
     msg = EmailMessage()
-    msg["From"] = _addr(sender.address, sender.name)
-    msg["To"] = _addr(to, to_name)
+    _address_header(msg, "From", sender.address, sender.name)
+    _address_header(msg, "To", to, to_name)
     msg["Subject"] = clean_header_text(rendered.subject, limit=250)
     msg["Date"] = format_datetime(now)
     domain = sender.address.rpartition("@")[2] or "mailbot.invalid"

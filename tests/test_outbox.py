@@ -169,3 +169,22 @@ def test_a_row_left_sending_by_a_crash_is_swept_back_and_sent(session_factory: C
     assert deliver_due(session_factory, transport, now=NOW + dt.timedelta(minutes=1), sender="s", max_attempts=3).sent == 0
     later = NOW + STUCK_AFTER + dt.timedelta(minutes=1)
     assert deliver_due(session_factory, transport, now=later, sender="s", max_attempts=3).sent == 1
+
+
+def test_polish_display_names_survive_the_round_trip_word_for_word() -> None:
+    msg = compose(
+        sender=Sender("zgloszenia@example.pl", "Konferencja „Współpraca w partnerstwach samorządowych”"),
+        to="jozef@example.pl",
+        to_name="Józef Bąk-Świętochowski",
+        rendered=Rendered("Temat", "t\n", "<p>h</p>"),
+        kind="ack",
+        dedupe_key="pl",
+        ref="r",
+        now=NOW,
+    )
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["From"].addresses[0].display_name == "Konferencja „Współpraca w partnerstwach samorządowych”"
+    assert parsed["To"].addresses[0].display_name == "Józef Bąk-Świętochowski"
