@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -22,8 +22,9 @@ class MailboxState(SQLModel, table=True):
     __tablename__ = "mailbox_state"
 
     source: str = Field(primary_key=True, max_length=500)
-    uidvalidity: int | None = None
-    last_uid: int | None = None
+    # IMAP UIDs and UIDVALIDITY are unsigned 32-bit: they do not fit a signed INTEGER.
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)
+    last_uid: int | None = Field(default=None, sa_type=BigInteger)
     last_check_at: dt.datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
 
@@ -47,8 +48,8 @@ class InboundMessage(SQLModel, table=True):
     size: int
     source: str = Field(max_length=500)
     folder: str | None = Field(default=None, max_length=500)
-    uidvalidity: int | None = None
-    uid: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)
+    uid: int | None = Field(default=None, sa_type=BigInteger)
     from_addr: str | None = Field(default=None, index=True, max_length=320)
     from_name: str | None = Field(default=None, max_length=300)
     subject: str | None = Field(default=None, max_length=300)
@@ -84,7 +85,11 @@ class StoredAttachment(SQLModel, table=True):
 
 
 class Registration(SQLModel, table=True):
-    """One institution's registration for one event, with its participants."""
+    """One institution's registration for one event, with its participants.
+
+    Values typed on forms have no length limit: people type anything, and a too-long
+    phone must end as a registration with a problem, not as a database error.
+    """
 
     __tablename__ = "registration"
 
@@ -93,12 +98,12 @@ class Registration(SQLModel, table=True):
     event_key: str = Field(index=True, max_length=64)
     status: str = Field(default="confirmed", max_length=20)
     """confirmed | incomplete | cancelled"""
-    institution_name: str | None = Field(default=None, max_length=500)
-    institution_address: str | None = Field(default=None, max_length=500)
-    institution_phone: str | None = Field(default=None, max_length=50)
-    institution_email: str | None = Field(default=None, max_length=320)
+    institution_name: str | None = Field(default=None)
+    institution_address: str | None = Field(default=None)
+    institution_phone: str | None = Field(default=None)
+    institution_email: str | None = Field(default=None)
     workshops: str = Field(default="", max_length=20)
-    remarks: str | None = Field(default=None, max_length=2000)
+    remarks: str | None = None
     consent_data_processing: bool = False
     consent_newsletter: bool = False
     sender_email: str | None = Field(default=None, index=True, max_length=320)
@@ -118,10 +123,10 @@ class Participant(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     registration_id: int = Field(foreign_key="registration.id", index=True)
     position: int
-    full_name: str | None = Field(default=None, max_length=300)
-    job_title: str | None = Field(default=None, max_length=300)
-    phone: str | None = Field(default=None, max_length=50)
-    email: str | None = Field(default=None, index=True, max_length=320)
+    full_name: str | None = Field(default=None)
+    job_title: str | None = Field(default=None)
+    phone: str | None = None
+    email: str | None = Field(default=None, index=True)
 
 
 class RegistrationVersion(SQLModel, table=True):
