@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, select
 
 from mailbot.config import EventSettings, Settings
-from mailbot.forms import Vocabulary, parse_bytes
+from mailbot.forms import Vocabulary
+from mailbot.forms.worker import parse_isolated
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.loopguard import classify, safe_to_reply
 from mailbot.mailbox.base import Outcome, RawMessage
@@ -327,7 +328,7 @@ def _parse_attachment(
     ctx: IngestContext, session: Session, inbound_id: int, att: Attachment
 ) -> tuple[StoredAttachment, FormData]:
     digest = ctx.blobs.put(att.data)
-    form = parse_bytes(att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary)
+    form = parse_isolated(att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary)
     stored = StoredAttachment(
         inbound_id=inbound_id,
         filename=att.filename[:300],

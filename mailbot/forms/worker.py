@@ -1,0 +1,115 @@
+"""Parse untrusted attachments in a child process with a deadline and a memory cap.
+
+The readers guard against what they can foresee (zip bombs, entity expansion, page
+counts); this guards against what they cannot: a native library (PDFium, an image
+decoder) that loops or balloons on a crafted file. The daemon keeps going either way —
+the child is killed and the file is reported ``unreadable`` with the reason.
+
+Children come from a forkserver that has already imported the readers, so starting one
+costs milliseconds, not an interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import resource
+from collections.abc import Sequence
+from multiprocessing.context import ForkServerContext
+from typing import Any
+
+from mailbot.forms import parse_bytes
+from mailbot.forms.labels import Vocabulary
+from mailbot.forms.model import EventRef, FormData, Limits
+from mailbot.forms.sniff import sniff
+
+log = logging.getLogger(__name__)
+
+# Address space for one parse: generous for a 50-page PDF render, small enough that a
+# decompression bomb fails in the child instead of swapping the server.
+MEMORY_LIMIT_BYTES = 2 * 1024**3
+_GRACE_SECONDS = 5.0
+_context: ForkServerContext | None = None
+
+
+def _ctx() -> ForkServerContext:
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["mailbot.forms", "mailbot.forms.worker"])
+        _context = ctx
+    return _context
+
+
+def _child(
+    conn: multiprocessing.connection.Connection,
+    data: bytes,
+    filename: str,
+    events: Sequence[EventRef],
+    limits: Limits,
+    vocabulary: Vocabulary | None,
+    memory_limit: int,
+) -> None:
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    except (ValueError, OSError):  # a lower hard limit already applies; keep it
+        pass
+    result: Any
+    try:
+        result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
+    except MemoryError:
+        result = FormData(file=filename, status="unreadable", format=None, reason="document needs too much memory")
+    conn.send(result)
+    conn.close()
+
+
+def parse_isolated(
+    data: bytes,
+    filename: str,
+    events: Sequence[EventRef],
+    limits: Limits,
+    *,
+    vocabulary: Vocabulary | None = None,
+    memory_limit: int = MEMORY_LIMIT_BYTES,
+    deadline: float | None = None,
+) -> FormData:
+    """``parse_bytes`` in a child process; never raises, never outlives its deadline
+    (default: the readers' own ``limits.timeout_seconds`` plus a grace period)."""
+    if deadline is None:
+        deadline = limits.timeout_seconds + _GRACE_SECONDS
+    fmt = sniff(data)
+    ctx = _ctx()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=_child,
+        args=(sender, data, filename, tuple(events), limits, vocabulary, memory_limit),
+        daemon=True,
+    )
+    try:
+        proc.start()
+        sender.close()
+        if receiver.poll(deadline):
+            try:
+                result = receiver.recv()
+            except EOFError:
+                result = None
+            if isinstance(result, FormData):
+                return result
+            proc.join(timeout=5)
+            log.warning("the reader process for %s died (exit code %s)", filename, proc.exitcode)
+            return _failed(filename, fmt, f"the reader process died (exit code {proc.exitcode})")
+        log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
+        return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
+    except OSError as e:
+        log.error("cannot start a reader process for %s: %s", filename, e)
+        return _failed(filename, fmt, f"cannot start a reader process: {e}")
+    finally:
+        receiver.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=5)
+
+
+def _failed(filename: str, fmt: str | None, reason: str) -> FormData:
+    return FormData(file=filename, status="unreadable", format=fmt, reason=reason)

@@ -1,0 +1,36 @@
+"""Parsing in a child process: same results, and a hard stop for what readers cannot foresee."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from mailbot.forms import parse_bytes
+from mailbot.forms.model import EventRef, Limits
+from mailbot.forms.worker import parse_isolated
+
+EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "forms" / "examples"
+EVENTS = [EventRef("opole-2016", "Współpraca w partnerstwach samorządowych", "Opole", dt.date(2016, 4, 18))]
+
+
+def test_a_form_parsed_in_a_child_process_gives_the_same_result() -> None:
+    for name in ("zgloszenie_UM_Brzeg.docx", "zgloszenie_UM_Prudnik.pdf"):
+        data = (EXAMPLES / name).read_bytes()
+        isolated = parse_isolated(data, name, EVENTS, Limits())
+        assert json.dumps(isolated.to_json()) == json.dumps(parse_bytes(data, name, EVENTS).to_json())
+        assert isolated.status == "ok"
+
+
+def test_a_parse_past_its_deadline_is_stopped_and_reported() -> None:
+    data = (EXAMPLES / "zgloszenie_UM_Prudnik.pdf").read_bytes()
+    result = parse_isolated(data, "slow.pdf", EVENTS, Limits(), deadline=0.001)
+    assert result.status == "unreadable" and result.format == "pdf"
+    assert "took longer than" in (result.reason or "")
+
+
+def test_a_parse_that_exhausts_its_memory_cap_is_reported_not_fatal() -> None:
+    data = (EXAMPLES / "zgloszenie_UM_Brzeg.docx").read_bytes()
+    result = parse_isolated(data, "big.docx", EVENTS, Limits(), memory_limit=8 * 1024**2)
+    assert result.status == "unreadable" and result.format == "docx"
+    assert "memory" in (result.reason or "") or "died" in (result.reason or "")
