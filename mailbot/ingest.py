@@ -44,7 +44,7 @@ FOLDER_OF: dict[str, Outcome] = {
 }
 # Formats a person attaches on purpose as "the form"; an unreadable one of these needs a
 # human, while an unreadable 3 KB logo in a signature does not.
-_DOCUMENT_FORMATS = frozenset({"docx", "doc", "odt", "pdf", "rtf", "zip"})
+_DOCUMENT_FORMATS = frozenset({"docx", "doc", "odt", "pdf", "rtf", "wordml", "wordperfect", "zip"})
 _SMALL_IMAGE = 60 * 1024
 # Machine-made messages whose attachments are never forms: a bounce carries our own
 # reply back, a receipt or our own mail carries nothing new.

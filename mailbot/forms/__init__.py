@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mailbot.errors import ConfigError, FormError
+from mailbot.forms.convert import CONVERTIBLE
 from mailbot.forms.labels import Vocabulary, default_vocabulary, load_vocabulary
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.forms.sniff import sniff
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMITS = Limits()
 
 _UNSUPPORTED = {
-    "doc": "Word 97-2003 .doc is not supported yet",
-    "wordml": "Word 2003 XML is not supported yet",
-    "rtf": "RTF is not supported yet",
-    "image": "image scan: OCR not available yet",
     "msg": "Outlook message, not a document (its attachments are read by the mail pipeline)",
     "tnef": "winmail.dat (TNEF), not a document (its attachments are read by the mail pipeline)",
     "zip": "zip archive, not a document (its files are read by the mail pipeline)",
@@ -128,6 +125,15 @@ def _parse(
         from mailbot.forms.pdf import read_pdf
 
         doc = read_pdf(data, limits, vocab)
+    elif fmt == "image":
+        from mailbot.forms.ocr import read_image
+
+        doc = read_image(data, limits, vocab)
+    elif fmt in CONVERTIBLE:
+        from mailbot.forms.convert import to_docx
+        from mailbot.forms.docx import read_docx
+
+        doc = read_docx(to_docx(data, fmt, limits), limits)
     else:
         return _unreadable(
             filename, fmt, _UNSUPPORTED.get(fmt, f"{fmt} is not supported yet")

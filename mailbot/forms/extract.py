@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -82,7 +82,11 @@ class Document:
     layout_tables: bool = False
     """Tables were rebuilt from a PDF page's layout: values in them count as ``text``."""
     method: Method | None = None
-    """Forces the method (the OCR reader will set ``ocr``); ``None`` lets the values decide."""
+    """Forces the method (the OCR reader sets ``ocr``); ``None`` lets the values decide."""
+    confidence: dict[str, float] = field(default_factory=dict)
+    """OCR only: each recognised word's confidence (0–100), to flag poorly read values."""
+    findings: list[Problem] = field(default_factory=list)
+    """Problems the reader found itself (an unclear tick box in a scan)."""
 
 
 @dataclass(slots=True)
@@ -340,7 +344,7 @@ class _Extractor:
             if not controls or unkeyed:
                 keyed_only = False
             value = clean_text(
-                " ".join(line.text for line in lines), self.vocab.placeholders
+                _join_lines(line.text for line in lines), self.vocab.placeholders
             )
             name = key.split(".", 1)[1]
             person.seen.add(name)
@@ -362,7 +366,7 @@ class _Extractor:
             [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
             for cell in row
         ]
-        texts = [" ".join(ln.text for ln in lines).strip() for lines in cell_lines]
+        texts = [_join_lines(ln.text for ln in lines).strip() for lines in cell_lines]
         filled = [i for i, t in enumerate(texts) if t]
         if not filled:
             return
@@ -620,6 +624,21 @@ def _render(para: Para) -> Iterator[_Line]:
     yield _Line("".join(buf), controls)
 
 
+_WRAPPED_HYPHEN = re.compile(r"(?<=\w)-\s*$")
+
+
+def _join_lines(lines: Iterable[str]) -> str:
+    """Join a cell's lines with spaces, but without one after a hyphen ending a word:
+    a wrapped "Krawczyk-" / "Grabowski" is "Krawczyk-Grabowski" (also in e-mails)."""
+    out = ""
+    for line in lines:
+        if out and _WRAPPED_HYPHEN.search(out) and line[:1].isalnum():
+            out = out.rstrip() + line
+        else:
+            out = f"{out} {line}" if out else line
+    return out
+
+
 def _cell_text(cell: list[Block]) -> str:
     return " ".join(
         ln.text for b in cell if isinstance(b, Para) for ln in _render(b)
@@ -650,6 +669,8 @@ def build_form(
             reason="no labels of the registration form found",
         )
     problems: list[Problem] = []
+    if doc.method == "ocr":
+        _repair_ocr(ex)
     institution = _institution(ex.institution, problems)
     people = _people(ex, problems)
     workshops = _workshops(ex)
@@ -676,6 +697,9 @@ def build_form(
                 "Nie rozpoznano konferencji, której dotyczy zgłoszenie.",
             )
         )
+    problems.extend(doc.findings)
+    if doc.confidence:
+        problems.extend(_low_confidence(ex, doc.confidence))
     return FormData(
         file=file,
         status="ok",
@@ -689,6 +713,44 @@ def build_form(
         consents=consents,
         problems=problems,
     )
+
+
+def _repair_ocr(ex: _Extractor) -> None:
+    """OCR's usual misreadings in e-mail and phone fields ("urzadQlubniany.pl")."""
+    from mailbot.forms.ocr import repair_values
+
+    repair_values(ex.institution)
+    for person in [*ex.keyed_people.values(), *ex.people]:
+        repair_values(person.values)
+
+
+def _low_confidence(ex: _Extractor, confidence: dict[str, float]) -> list[Problem]:
+    """Names and positions OCR read poorly (e-mails and phones are validated instead)."""
+    from mailbot.forms.ocr import doubtful
+
+    found: list[Problem] = []
+    for name in ("name", "address"):
+        if doubtful(ex.institution.get(name), confidence):
+            found.append(
+                Problem(
+                    f"institution.{name}",
+                    "low_confidence",
+                    "Dane instytucji odczytane ze skanu mogą zawierać błędy.",
+                )
+            )
+    raw = [ex.keyed_people[i] for i in sorted(ex.keyed_people)] + ex.people
+    people = [p for p in raw if any(p.values.get(f) for f in _PERSON_FIELDS)]
+    for i, person in enumerate(people):
+        for name in ("full_name", "position"):
+            if doubtful(person.values.get(name), confidence):
+                found.append(
+                    Problem(
+                        f"participants[{i}].{name}",
+                        "low_confidence",
+                        f"Dane uczestnika {i + 1} odczytane ze skanu mogą zawierać błędy.",
+                    )
+                )
+    return found
 
 
 def _institution(values: dict[str, str], problems: list[Problem]) -> Institution:

@@ -31,9 +31,7 @@ from mailbot.forms.extract import Block, Control, Document, Inline, Para, Table
 from mailbot.forms.labels import Vocabulary
 from mailbot.forms.model import Limits
 
-__all__ = ["OCR_UNAVAILABLE", "read_pdf", "read_scan"]
-
-OCR_UNAVAILABLE = "scan without text layer: OCR not available yet"
+__all__ = ["read_pdf", "read_scan"]
 
 # PDFium is not thread-safe; the daemon may parse from several threads.
 _PDFIUM_LOCK = threading.Lock()
@@ -93,14 +91,17 @@ def read_pdf(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
                 raise FormError("encrypted PDF: needs a password") from e
             raise FormError(f"damaged PDF: {e}") from e
         try:
-            return _read(doc, data, limits, vocab, started)
+            result = _read(doc, data, limits, vocab, started)
         finally:
             doc.close()
+    if result is None:  # a scan: OCR runs outside the lock, PDFium is free meanwhile
+        return read_scan(data, limits, vocab)
+    return result
 
 
 def _read(
     doc: Any, data: bytes, limits: Limits, vocab: Vocabulary, started: float
-) -> Document:
+) -> Document | None:
     pages = len(doc)
     if pages == 0:
         raise FormError("PDF has no pages")
@@ -138,7 +139,7 @@ def _read(
         blocks.extend(_layout(chunks + widgets, vocab))
     if text_chars == 0 and not any(c.value or c.checked for c in controls):
         if images:
-            return read_scan(data, limits)
+            return None  # a scan: read_pdf hands it to read_scan
         return Document(blocks=[])  # neither text nor images: nothing of a form in it
     return Document(blocks=blocks, controls=controls, layout_tables=True)
 
@@ -174,14 +175,22 @@ def _has_image(page: Any) -> bool:
     return False
 
 
-def read_scan(data: bytes, limits: Limits) -> Document:
-    """OCR hook: render the pages and read them as text with method ``ocr``.
+def read_scan(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
+    """Render a scan's pages and OCR them (method ``ocr``, see ``mailbot.forms.ocr``).
 
-    Not available yet (issue 3): a scan is reported ``unreadable`` with
-    ``OCR_UNAVAILABLE``. The OCR reader will return a Document built from positioned
-    words via ``_layout`` so the shared extractor reads it like a text layer.
+    The OCR reader lays its positioned words out with ``_layout``, so the shared
+    extractor reads a scan like a text layer. Pages are rendered under the PDFium lock;
+    the OCR itself runs outside it.
     """
-    raise FormError(OCR_UNAVAILABLE)
+    from mailbot.forms.image import render_pdf_pages
+    from mailbot.forms.ocr import read_pages
+
+    started = time.monotonic()
+    pages = render_pdf_pages(data, limits, _PDFIUM_LOCK)
+    try:
+        return read_pages(pages, limits, vocab, started)
+    finally:
+        pages.close()
 
 
 # --- text and widgets ---------------------------------------------------------------

@@ -6,7 +6,8 @@ file called .odt), so the extension is ignored. Formats:
 ``docx`` (also .docm and a truncated docx), ``odt`` (zip or flat .fodt XML), ``pdf``,
 ``doc`` (Word 97-2003 binary), ``msg`` (Outlook message), ``ole2`` (other OLE2 compound
 files, e.g. a password-protected docx), ``rtf``, ``image``, ``tnef`` (winmail.dat),
-``wordml`` (Word 2003 XML), ``zip`` (any other zip), ``unknown``.
+``wordml`` (Word 2003 XML), ``wordperfect`` (WordPerfect 5.x and later; 4.x files
+carry no magic and stay ``unknown``), ``zip`` (any other zip), ``unknown``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ FORMATS: Final = frozenset(
         "image",
         "tnef",
         "wordml",
+        "wordperfect",
         "zip",
         "unknown",
     }
@@ -71,6 +73,9 @@ def sniff(data: bytes) -> str:
         return "rtf"
     if data.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
+    # WordPerfect 5.x+: byte 9 is the file type, 0x0a a document (not a WPG image, macro…).
+    if data.startswith(b"\xffWPC") and data[9:10] == b"\x0a":
+        return "wordperfect"
     for magic in _IMAGE_MAGIC:
         if data.startswith(magic):
             # "BM" is a short magic: also require a plausible BMP header size field.
@@ -128,10 +133,11 @@ def _sniff_ole2(data: bytes) -> str:
     window = data[:4_000_000]
     if "EncryptedPackage".encode("utf-16-le") in window:
         return "ole2"
-    if "WordDocument".encode("utf-16-le") in window:
-        return "doc"
+    # Outlook .msg first: a message with a .doc attachment holds a WordDocument stream too.
     if "__substg1.0_".encode("utf-16-le") in window:
         return "msg"
+    if "WordDocument".encode("utf-16-le") in window:
+        return "doc"
     return "ole2"
 
 

@@ -72,14 +72,12 @@ def test_example_matches_expected_json(path: Path, expected: dict[str, Any]) -> 
         assert problem["message"].strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "expected"), OCR_EXAMPLES)
-def test_scan_is_unreadable_until_ocr(path: Path, expected: dict[str, Any]) -> None:
-    # OCR arrives with issue 3; until then a scan is honestly "unreadable" with a reason
-    # that says why, and keeps the sniffed format.
-    got = parse_file(path, EVENTS)
-    assert got.status == "unreadable"
-    assert got.format == expected["format"]
-    assert got.reason == "scan without text layer: OCR not available yet"
+def test_scan_matches_expected_json(path: Path, expected: dict[str, Any]) -> None:
+    # A printed, hand-signed, scanned form is read by OCR exactly (problems: [] too).
+    got = parse_file(path, EVENTS).to_json()
+    assert _comparable(got) == _comparable(expected)
 
 
 BLANK_PROBLEMS = [
