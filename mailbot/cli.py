@@ -296,20 +296,22 @@ def export(
 def form(
     event: Annotated[str, typer.Option(help="Event key from the config.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="docx.")] = "docx",
+    fmt: Annotated[str, typer.Option("--format", help="docx (content controls) or pdf (fillable).")] = "docx",
     config: ConfigOpt = None,
 ) -> None:
     """Write the blank registration form for an event (header from the config)."""
-    from mailbot.app import blank_form_attachment
+    from mailbot.app import event_header
+    from mailbot.forms.blank import make_docx, make_pdf
 
     settings = _settings(config)
-    if fmt != "docx":
-        raise _fail(f"--format {fmt!r}: only docx is available so far")
+    if fmt not in ("docx", "pdf"):
+        raise _fail(f"--format {fmt!r}: choose docx or pdf")
     try:
         ev = settings.event(event)
     except KeyError as e:
         raise _fail(f"--event {event!r} is not a configured event key") from e
-    output.write_bytes(blank_form_attachment(ev).data)
+    header = event_header(ev)
+    output.write_bytes(make_docx(header, None, style="controls") if fmt == "docx" else make_pdf(header))
     err.print(f"wrote {output}", highlight=False)
 
 

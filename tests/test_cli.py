@@ -82,11 +82,15 @@ def test_parse_prints_one_json_document_per_file_in_argument_order(tmp_path: Pat
     assert docs[0]["event"] == "opole-2016" and len(docs[0]["participants"]) == 5
 
 
-def test_form_writes_a_blank_form_that_parse_reads_back(tmp_path: Path) -> None:
-    target = tmp_path / "blank.docx"
-    assert mailbot("form", "--config", str(DEMO), "--event", "torun-2016", "-o", str(target)).returncode == 0
-    (doc,) = json.loads(mailbot("parse", str(target), "--config", str(DEMO)).stdout)
-    assert doc["status"] == "ok" and doc["event"] == "torun-2016" and doc["participants"] == []
+def test_form_writes_blank_docx_and_pdf_forms_that_parse_reads_back_as_fields(tmp_path: Path) -> None:
+    for fmt in ("docx", "pdf"):
+        target = tmp_path / f"blank.{fmt}"
+        proc = mailbot("form", "--config", str(DEMO), "--event", "torun-2016", "--format", fmt, "-o", str(target))
+        assert proc.returncode == 0, proc.stderr
+        (doc,) = json.loads(mailbot("parse", str(target), "--config", str(DEMO)).stdout)
+        assert (doc["status"], doc["format"], doc["method"]) == ("ok", fmt, "fields")
+        assert doc["event"] == "torun-2016" and doc["participants"] == []
+        assert {p["field"] for p in doc["problems"]} == {"institution.name", "participants", "consents.data_processing"}
 
 
 def test_run_reports_a_broken_config_with_a_hint_and_exit_2(tmp_path: Path) -> None:
