@@ -179,6 +179,11 @@ def test_pdf_with_too_many_pages() -> None:
     assert "pages" in reason
 
 
+def test_a_five_thousand_page_pdf_is_refused_without_reading_its_pages() -> None:
+    reason = unreadable(_pdf(5000))
+    assert reason == "PDF has 5000 pages (limit 50)"
+
+
 def test_pdf_page_limit_is_configurable() -> None:
     reason = unreadable(_pdf(6), Limits(max_pdf_pages=5))
     assert "limit 5" in reason
