@@ -5,7 +5,8 @@ every copy for nothing, and it refuses .docm and Strict OOXML, which participant
 send too. Read: paragraphs, tables (nested, with row/cell-level content controls),
 content controls (text, drop-down, check box; placeholders are empty), legacy form
 fields (FORMTEXT/FORMCHECKBOX/FORMDROPDOWN), text boxes, inserted text. Skipped:
-deleted text, hidden runs, field codes, the fallback copy of alternate content.
+deleted text, hidden and struck-through runs, field codes, the fallback copy of
+alternate content.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ _LOCAL_NAMES = (
     "txbxContent",
     "rPr",
     "vanish",
+    "strike",
+    "dstrike",
     "rStyle",
     "tag",
     "alias",
@@ -261,9 +264,11 @@ class _Walker:
         hidden = False
         rpr = r.find(w + "rPr")
         if rpr is not None:
-            vanish = rpr.find(w + "vanish")
-            if vanish is not None and self._attr(vanish) not in ("0", "false", "off"):
-                hidden = True
+            for flag in ("vanish", "strike", "dstrike"):
+                # Hidden, or crossed out: a struck-through option or value was rejected.
+                el = rpr.find(w + flag)
+                if el is not None and self._attr(el) not in ("0", "false", "off"):
+                    hidden = True
             style = (self._attr(rpr.find(w + "rStyle")) or "").lower()
             if any(s in style for s in _PLACEHOLDER_STYLES):
                 hidden = True

@@ -100,9 +100,49 @@ class _Line:
 # Word's Wingdings tick boxes arrive as private-use code points (U+F0FE etc.).
 _TICKS = frozenset("☒☑✓✔■✗✘⊠⌧▣◼☓🗹🗷\uf0fe\uf0fd\uf078\uf0fc\uf0fb\uf0ef")
 _UNTICKS = frozenset("☐□▢◻❏❑○\uf0a8\uf06f\uf071")
-_X_START = re.compile(r"^[\s☐□\[(]{0,3}[xX][\])]?(?:\s|$)")
+# "X" typed at the start (also next to an empty box: "☐ X", "[x]") or at the end.
+_X_START = re.compile(r"^\s*(?:[☐□\[(]\s*){0,2}[xX][\])]?(?:\s|$)")
 _X_END = re.compile(r"\s[\[(]?[xX][\])]?[\s.]*$")
 _OPTION_LETTER = re.compile(r"^[\s☐□☒☑✓✔■\[\]()xX]*?\b([A-H])\s*[–—\-).:]\s*\S")
+
+
+def _lone_tick(text: str) -> bool:
+    """A line holding a tick mark and nothing else ("X", "☒", "[x]")."""
+    marks = _NOT_A_MARK.sub("", text)
+    return (
+        bool(marks)
+        and len(marks) <= 3
+        and tick_state(text) is True
+        and all(c in _TICKS or c in _UNTICKS or c in "xX" for c in marks)
+    )
+
+
+_NOT_A_MARK = re.compile(r"[\s\[\]().]+")
+
+
+def _option_ticks(
+    text: str, spans: Sequence[tuple[str, int, int]]
+) -> tuple[list[tuple[str, bool]], bool]:
+    """Each option's tick on a line naming several ("☐ A – … ☒ B – …").
+
+    A mark before the first option says marks precede their options; a mark after
+    the last one says they follow them. Marks only between options (or on both
+    sides) can be read for either neighbour: then nothing is ticked and the second
+    value, *ambiguous*, is true.
+    """
+    cuts = [0, *(x for _, a, b in spans for x in (a, b)), len(text)]
+    gaps = [tick_state(text[cuts[i] : cuts[i + 1]]) for i in range(0, len(cuts), 2)]
+    letters = [letter for letter, _, _ in spans]
+    if True not in gaps:
+        return [(letter, False) for letter in letters], False
+    before, after = gaps[0] is not None, gaps[-1] is not None
+    if before and not after:
+        return [(letter, gaps[k] is True) for k, letter in enumerate(letters)], False
+    if after and not before:
+        return [
+            (letter, gaps[k + 1] is True) for k, letter in enumerate(letters)
+        ], False
+    return [(letter, False) for letter in letters], True
 
 
 def tick_state(text: str) -> bool | None:
@@ -187,10 +227,16 @@ class _Extractor:
         self.header_done = False
         self.pending: _Pending | None = None
         self.address_open = False
+        self.remarks_open = False
+        """Remarks were just read: a soft line break may carry them on."""
+        self.soft_break = False
+        """The line being read follows a line break inside the same paragraph."""
         self.institution: dict[str, str] = {}
         self.people: list[_Person] = []
         self.remarks: str | None = None
         self.options: list[tuple[str, bool]] = []
+        self.unclear_ticks = 0
+        """Tick marks in the workshops section that belong to no one option."""
         self.consents: dict[str, bool] = {}
         self.signals: set[str] = set()
         self.sources: set[Source] = set()
@@ -256,8 +302,10 @@ class _Extractor:
             return
         for block in blocks:
             if isinstance(block, Para):
-                for line in _render(block):
+                for k, line in enumerate(_render(block)):
+                    self.soft_break = k > 0
                     self.line(line, source)
+                self.soft_break = False
             else:
                 self.table(block, depth + 1)
 
@@ -265,12 +313,10 @@ class _Extractor:
         header = self._participant_header(table)
         rows = table.rows
         if header is None:
-            for row in rows:
-                self.row(row, depth)
+            self.rows(rows, depth)
             return
         index, columns = header
-        for row in rows[:index]:
-            self.row(row, depth)
+        self.rows(rows[:index], depth)
         self.structure_table = True
         self.signals.add("participants_table")
         self.section = "participants"
@@ -284,6 +330,46 @@ class _Extractor:
                 self._participant_row(row, columns, depth)
             else:
                 self.row(row, depth)
+
+    def rows(self, rows: Sequence[list[list[Block]]], depth: int) -> None:
+        """Rows of any other table; a row of labels over a row of values (labels as
+        column headings: "Nazwa instytucji | Adres | Telefon") pairs them by column."""
+        i = 0
+        while i < len(rows):
+            labels = self._label_row(rows[i])
+            below = rows[i + 1] if i + 1 < len(rows) else None
+            if (
+                labels is None
+                or below is None
+                or len(below) != len(labels)
+                or any(isinstance(b, Table) for cell in below for b in cell)
+                or any(self._label_cell(_cell_text(cell)) for cell in below)
+            ):
+                self.row(rows[i], depth)
+                i += 1
+                continue
+            self.structure_table = True
+            self.header_done = True
+            self.pending = None
+            for match, cell in zip(labels, below, strict=True):
+                if match is None:
+                    continue
+                lines = [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
+                controls = [c for ln in lines for c in ln.controls]
+                text = _join_lines(ln.text for ln in lines)
+                self.assign(match, text, controls, "table", allow_pending=False)
+            i += 2
+
+    def _label_row(self, row: list[list[Block]]) -> list[LabelMatch | None] | None:
+        """The row's label per cell when every filled cell (two at least) is a label."""
+        if any(isinstance(b, Table) for cell in row for b in cell):
+            return None
+        texts = [_cell_text(cell) for cell in row]
+        labels = [self._label_cell(t) if t else None for t in texts]
+        found = sum(1 for m in labels if m is not None)
+        if found < 2 or found != sum(1 for t in texts if t):
+            return None
+        return labels
 
     def _leaves_participants(
         self, row: list[list[Block]], columns: dict[int, str]
@@ -370,7 +456,7 @@ class _Extractor:
         filled = [i for i, t in enumerate(texts) if t]
         if not filled:
             return
-        pairs: list[tuple[LabelMatch, int]] = []
+        pairs: list[tuple[LabelMatch, int, int]] = []  # label, its cell, value cell
         if len(row) >= 2:
             i = 0
             while i < len(row):
@@ -380,15 +466,26 @@ class _Extractor:
                     and i + 1 < len(row)
                     and self._label_cell(texts[i + 1]) is None
                 ):
-                    pairs.append((match, i + 1))
-                    i += 2
+                    j = i + 1
+                    # "Telefon: | | 77 …": a split cell between a label and its value.
+                    while (
+                        j + 1 < len(row)
+                        and not texts[j]
+                        and not any(ln.controls for ln in cell_lines[j])
+                        and self._label_cell(texts[j + 1]) is None
+                    ):
+                        j += 1
+                    if not texts[j]:
+                        j = i + 1
+                    pairs.append((match, i, j))
+                    i = j + 1
                 else:
                     i += 1
-        if pairs and pairs[0][1] - 1 == filled[0]:
+        if pairs and pairs[0][1] == filled[0]:
             self.structure_table = True
             self.header_done = True
             self.pending = None
-            for match, j in pairs:
+            for match, _, j in pairs:
                 controls = [c for ln in cell_lines[j] for c in ln.controls]
                 self.assign(match, texts[j], controls, "table", allow_pending=False)
             return
@@ -411,6 +508,7 @@ class _Extractor:
         if not text.strip():
             return
         address_open, self.address_open = self.address_open, False
+        remarks_open, self.remarks_open = self.remarks_open, False
         vocab = self.vocab
         section = vocab.match_section(text)
         if section is not None and tick_state(text) is None:
@@ -428,6 +526,13 @@ class _Extractor:
                 self.consents.get(consent, False) or tick_state(text) is True
             )
             self._structural("consents")
+            return
+        spans = [] if labelled else vocab.find_workshops(text)
+        if len(spans) > 1:  # options side by side: each with its own mark
+            ticks, unclear = _option_ticks(text, spans)
+            self.options.extend(ticks)
+            self.unclear_ticks += unclear
+            self._structural("workshops")
             return
         letter = None if labelled else vocab.match_workshop(text)
         if letter is None and not labelled and self.section == "workshops":
@@ -453,6 +558,22 @@ class _Extractor:
                 and "address" in self.institution
             ):
                 self.institution["address"] += ", " + (clean_text(lead) or "")
+            elif (
+                remarks_open
+                and self.soft_break
+                and self.remarks is not None
+                and not vocab.is_not_event(text)
+            ):
+                more = clean_text(lead, vocab.placeholders)
+                if more:  # "Uwagi: dieta wegetariańska" ↵ "podjazd dla wózka"
+                    self.remarks += " " + more
+                self.remarks_open = True
+            elif (
+                self.section == "workshops"
+                and self.doc.method != "ocr"  # OCR judges its boxes itself (and noise)
+                and _lone_tick(lead)
+            ):
+                self.unclear_ticks += 1  # "X" on a line of its own: whose option?
             elif lead.strip() and len(parts) == 1:
                 self._event_candidate(text)
             parts = parts[1:]
@@ -541,6 +662,7 @@ class _Extractor:
                 self.sources.add(src)
         elif key == "remarks" and self.remarks is None:
             self.remarks = value
+            self.remarks_open = not controls
             self.sources.add(src)
 
     def _resolve(self, keys: tuple[str, ...]) -> str:
@@ -629,11 +751,16 @@ _WRAPPED_HYPHEN = re.compile(r"(?<=\w)-\s*$")
 
 def _join_lines(lines: Iterable[str]) -> str:
     """Join a cell's lines with spaces, but without one after a hyphen ending a word:
-    a wrapped "Krawczyk-" / "Grabowski" is "Krawczyk-Grabowski" (also in e-mails)."""
+    a wrapped "Krawczyk-" / "Grabowski" is "Krawczyk-Grabowski" (also in e-mails),
+    nor at the "@" of an e-mail wrapped there ("a.kowalska@" / "nysa.pl")."""
     out = ""
     for line in lines:
-        if out and _WRAPPED_HYPHEN.search(out) and line[:1].isalnum():
-            out = out.rstrip() + line
+        if out and (
+            (_WRAPPED_HYPHEN.search(out) and line[:1].isalnum())
+            or (out.rstrip().endswith("@") and line.strip()[:1].isalnum())
+            or (line.lstrip().startswith("@") and out.rstrip()[-1:].isalnum())
+        ):
+            out = out.rstrip() + line.lstrip()
         else:
             out = f"{out} {line}" if out else line
     return out
@@ -674,6 +801,14 @@ def build_form(
     institution = _institution(ex.institution, problems)
     people = _people(ex, problems)
     workshops = _workshops(ex)
+    if ex.unclear_ticks and len({letter for letter, _ in ex.options}) > 1:
+        problems.append(
+            Problem(
+                "workshops",
+                "ambiguous",
+                "Nie jest jasne, który warsztat zaznaczono; prosimy o potwierdzenie wyboru.",
+            )
+        )
     consents = Consents(
         data_processing=ex.keyed_consents.get("data_processing", False)
         or ex.consents.get("data_processing", False),

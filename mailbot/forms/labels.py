@@ -9,13 +9,14 @@ small edit distance on longer labels.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mailbot.errors import ConfigError
 from mailbot.forms.normalize import fold
@@ -39,8 +40,12 @@ _TOKEN = re.compile(r"[a-z0-9@]+(?:[-'][a-z0-9@]+)*")
 _DELIMITER = re.compile(
     r"[ \u00a0]*[)\]*]*[ \u00a0]*(?::|\t|\.{2,}|…|_{2,}|\.?[ \u00a0]*[-–—=](?=\s)|\.(?=\s)|\.?$|$)"
 )
+_COLON = re.compile(":")
+_VALUE_SEPARATOR = re.compile(r"[:\t]")
+_FUZZY_END = re.compile(r":|\t|\.{2,}|…|_{2,}")
 _VALUE_LEAD = re.compile(r"[\s:=…_.\-–—]*")
 _NUMBERING = re.compile(r"^\s*(?:\d{1,2}|[IVX]{1,4}|[a-h])[.)]\s+")
+_LEADING_LETTER = re.compile(r"\b([A-Ha-h])\s*[–—\-).:]?\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,36 @@ class LabelMatch:
     label: str
     value_start: int
     exact: bool
+
+
+_R = TypeVar("_R")
+_MEMO_SIZE = 8192
+_MEMO_TEXT = 1000
+
+
+def _memoized(
+    method: Callable[[Vocabulary, str], _R],
+) -> Callable[[Vocabulary, str], _R]:
+    """Cache a pure ``Vocabulary`` question about one line (an immutable answer): the
+    extractor asks each line several of them, and forms repeat the same lines."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def cached(self: Vocabulary, text: str) -> _R:
+        if len(text) > _MEMO_TEXT:  # not worth keeping (nor its memory)
+            return method(self, text)
+        key = (name, text)
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        found = method(self, text)
+        if len(self._memo) > _MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = found
+        return found
+
+    return cached
 
 
 @functools.lru_cache(maxsize=8192)
@@ -103,8 +138,34 @@ def _levenshtein(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
+def _typo_distance(a: str, b: str, limit: int) -> int:
+    """Edit distance counting a swap of two neighbours as one typo ("instytucij",
+    "e-mial"); gives up (returning ``limit + 1``) once it must exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        best = i
+        for j, cb in enumerate(b, 1):
+            cost = min(
+                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)
+            )
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+            best = min(best, cost)
+        if best > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[-1]
+
+
 def _max_distance(length: int) -> int:
-    if length < 8:
+    """Typos tolerated in a label of ``length`` characters: none in "Adres" or "Uwagi"
+    (a typo there is another word), one in "Telefon" ("Telefom")."""
+    if length < 6:
         return 0
     if length < 16:
         return 1
@@ -164,6 +225,9 @@ class Vocabulary:
             self._by_joined.setdefault(lb.joined, lb)
 
         self._sections = _phrase_index(self.sections)
+        # A heading starts with a section phrase's first word: most lines are rejected
+        # by this set lookup before the phrases are compared one by one.
+        self._section_first = frozenset(phrase[0] for _, phrase in self._sections)
         self._workshop_phrases = [
             (letter, " ".join(t.norm for t in _tokens(p)))
             for letter, phrases in self.workshops.items()
@@ -176,6 +240,7 @@ class Vocabulary:
         ]
         self._titles = [" ".join(t.norm for t in _tokens(p)) for p in self.titles]
         self._cell_cache: dict[str, LabelMatch | None] = {}
+        self._memo: dict[tuple[str, str], Any] = {}
         self._not_event = [fold(p) for p in self.not_event]
         self._header = [" ".join(t.norm for t in _tokens(p)) for p in self.event_header]
 
@@ -216,12 +281,13 @@ class Vocabulary:
             # Typos sit inside words: a label that neither starts nor ends alike is not it.
             if lb.joined[0] != joined[0] and lb.joined[-3:] != joined[-3:]:
                 continue
-            d = _levenshtein(
-                lb.joined, joined, min(limit, _max_distance(len(lb.joined)))
-            )
-            if d <= limit and (best is None or d < best[0]):
+            # Within the typos both the text and the label tolerate: a distance over the
+            # label's own limit only says "too far", it must not beat a real match.
+            allowed = min(limit, _max_distance(len(lb.joined)))
+            d = _typo_distance(lb.joined, joined, allowed)
+            if d <= allowed and (best is None or d < best[0]):
                 best = (d, lb)
-        if best is None or best[0] > _max_distance(len(best[1].joined)):
+        if best is None:
             return None
         return self._found(best[1], text, len(text), exact=False)
 
@@ -238,15 +304,21 @@ class Vocabulary:
             n = len(lb.tokens)
             if n > len(toks) or any(toks[i].norm != lb.tokens[i] for i in range(1, n)):
                 continue
+            if _VALUE_SEPARATOR.search(text, toks[0].end, toks[n - 1].start):
+                continue  # "Telefon: kom. 601…" is "Telefon" and its value
             start = self._value_start(text, toks[n - 1].end, strict)
             if start is not None:
                 return self._found(lb, text, start, exact=True)
-        colon = text.find(":")
-        if 0 < colon <= 90:
-            hit = self.match_cell(text[:colon])
+        # A reworded or mistyped label: whatever stands before the first delimiter
+        # (only a colon mid-line), matched as a whole label.
+        ends = (_COLON if strict else _FUZZY_END).finditer(text, 0, 91)
+        for end in itertools.islice(ends, 3):
+            if end.start() == 0:
+                continue
+            hit = self.match_cell(text[: end.start()])
             if hit is not None:
                 return LabelMatch(
-                    hit.keys, hit.label, _skip_lead(text, colon + 1), hit.exact
+                    hit.keys, hit.label, _skip_lead(text, end.end()), hit.exact
                 )
         return None
 
@@ -309,11 +381,12 @@ class Vocabulary:
 
     # --- sections, options, consents ------------------------------------------------
 
+    @_memoized
     def match_section(self, text: str) -> tuple[str, int | None] | None:
         """A section heading ("2. Uczestnicy", "Uczestnik 2", "5. Zgody"), with its number."""
         stripped = _NUMBERING.sub("", text, count=1)
         toks = _tokens(stripped, limit=20)
-        if not toks or len(toks) > 12:
+        if not toks or len(toks) > 12 or toks[0].norm not in self._section_first:
             return None
         for name, phrase in self._sections:
             n = len(phrase)
@@ -331,6 +404,7 @@ class Vocabulary:
                 return name, None
         return None
 
+    @_memoized
     def match_consent(self, text: str) -> str | None:
         """Which consent a line is the tick box of, if any."""
         joined = " " + " ".join(t.norm for t in _tokens(text, limit=60)) + " "
@@ -339,6 +413,7 @@ class Vocabulary:
                 return key
         return None
 
+    @_memoized
     def match_workshop(self, text: str) -> str | None:
         """The workshop letter whose option text the line contains."""
         joined = " " + " ".join(t.norm for t in _tokens(text, limit=60)) + " "
@@ -347,14 +422,36 @@ class Vocabulary:
                 return letter
         return None
 
+    def find_workshops(self, text: str) -> list[tuple[str, int, int]]:
+        """Every option a line names, in order: ``(letter, start, end)`` of its wording,
+        ``start`` at its letter when one leads it ("B – Zarządzanie …")."""
+        toks = _tokens(text, limit=60)
+        norms = [t.norm for t in toks]
+        found: dict[str, tuple[int, int]] = {}
+        for letter, phrase in self._workshop_phrases:
+            words = phrase.split()
+            n = len(words)
+            for i in range(len(norms) - n + 1):
+                if letter not in found and norms[i : i + n] == words:
+                    start = toks[i].start
+                    m = _LEADING_LETTER.search(text, 0, start)
+                    if m is not None and m.group(1).upper() == letter:
+                        start = m.start(1)
+                    found[letter] = (start, toks[i + n - 1].end)
+        return sorted(
+            ((letter, a, b) for letter, (a, b) in found.items()), key=lambda f: f[1]
+        )
+
     @property
     def workshop_letters(self) -> frozenset[str]:
         return frozenset(self.workshops)
 
+    @_memoized
     def is_title(self, text: str) -> bool:
         joined = " ".join(t.norm for t in _tokens(text, limit=20))
         return any(joined.startswith(t) for t in self._titles if t)
 
+    @_memoized
     def is_event_header(self, text: str) -> bool:
         joined = " " + " ".join(t.norm for t in _tokens(text, limit=30)) + " "
         return any(f" {h} " in joined for h in self._header if h)

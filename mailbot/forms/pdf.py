@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import statistics
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ _FIELD_PUSHBUTTON = 1
 _FIELD_SIGNATURE = 7
 _ERR_PASSWORD = 4
 _ERR_SECURITY = 5
+_SURROGATE_HIGH_BYTE = re.compile(rb"[\xd8-\xdf]")
 
 
 @dataclass(slots=True)
@@ -69,10 +70,8 @@ class _Line:
     top: float
     bottom: float
     cells: list[_Chunk] = field(default_factory=list)
-
-    @property
-    def height(self) -> float:
-        return statistics.median(c.height for c in self.chunks)
+    # The median chunk height, set by ``_lines`` once the line's chunks are final.
+    height: float = 0.0
 
     @property
     def text(self) -> str:
@@ -204,23 +203,50 @@ def _text_chunks(page: Any) -> list[_Chunk]:
     try:
         chunks: list[_Chunk] = []
         count = min(int(pdfium_c.FPDFText_CountRects(textpage, 0, -1)), 20_000)
+        if count <= 0:
+            return chunks
         left, top, right, bottom = (ctypes.c_double() for _ in range(4))
+        # One buffer for the page, and one GetBoundedText call per rectangle instead of
+        # the size-then-fill pair: each call walks every character of the page.
+        buflen = max(1024, 2 * int(pdfium_c.FPDFText_CountChars(textpage)) + 64)
+        buf = (ctypes.c_ushort * (buflen + 1))()
+        get_rect = pdfium_c.FPDFText_GetRect
+        get_bounded = pdfium_c.FPDFText_GetBoundedText
         for i in range(count):
-            if not pdfium_c.FPDFText_GetRect(textpage, i, left, top, right, bottom):
+            if not get_rect(textpage, i, left, top, right, bottom):
                 continue
             box = (left.value, top.value, right.value, bottom.value)
-            size = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, None, 0))
-            if size <= 0:
+            got = int(get_bounded(textpage, *box, buf, buflen))
+            if got <= 0:
                 continue
-            buf = (ctypes.c_ushort * (size + 1))()
-            got = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, buf, size))
-            text = bytes(buf)[: 2 * got].decode("utf-16-le", "replace")
+            raw = ctypes.string_at(buf, 2 * got)
+            if got >= buflen or _has_surrogates(raw):
+                text = _bounded_text_sized(textpage, box)
+            else:
+                text = raw.decode("utf-16-le", "replace")
             text = text.replace("\r", "").replace("\n", " ").replace("\x00", "")
             if text.strip():
                 chunks.append(_Chunk(box[0], box[3], box[2], box[1], [text]))
         return chunks
     finally:
         pdfium_c.FPDFText_ClosePage(textpage)
+
+
+def _has_surrogates(raw: bytes) -> bool:
+    """Whether UTF-16-LE bytes hold a surrogate unit (a high byte in D8..DF)."""
+    return _SURROGATE_HIGH_BYTE.search(raw[1::2]) is not None
+
+
+def _bounded_text_sized(textpage: Any, box: tuple[float, float, float, float]) -> str:
+    """GetBoundedText by the two-call protocol, for text with surrogate pairs (or
+    longer than the page buffer): the size call counts code points, not UTF-16 units,
+    and the text is cut to that many units exactly as it always was."""
+    size = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, None, 0))
+    if size <= 0:
+        return ""
+    buf = (ctypes.c_ushort * (size + 1))()
+    got = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, buf, size))
+    return bytes(buf)[: 2 * got].decode("utf-16-le", "replace")
 
 
 def _get_text(fn: Any, *args: Any) -> str:
@@ -233,9 +259,30 @@ def _get_text(fn: Any, *args: Any) -> str:
     return bytes(buf)[: size - 2].decode("utf-16-le", "replace")
 
 
+class _TextGetter:
+    """PDFium UTF-16 getters (size in bytes; fill only when the buffer is big enough),
+    through one reused buffer: one call instead of two when the text fits."""
+
+    __slots__ = ("buf", "size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.buf = (ctypes.c_ushort * (size // 2))()
+
+    def __call__(self, fn: Any, *args: Any) -> str:
+        size = int(fn(*args, self.buf, self.size))
+        if size <= 2 or size > 1_000_000:
+            return ""
+        if size > self.size:
+            return _get_text(fn, *args)
+        return ctypes.string_at(self.buf, size - 2).decode("utf-16-le", "replace")
+
+
 def _widgets(page: Any, form: Any) -> list[_Chunk]:
     out: list[_Chunk] = []
     handle = form.raw
+    text = _TextGetter()
+    rect = pdfium_c.FS_RECTF()
     count = min(int(pdfium_c.FPDFPage_GetAnnotCount(page)), 2000)
     for i in range(count):
         annot = pdfium_c.FPDFPage_GetAnnot(page, i)
@@ -247,18 +294,14 @@ def _widgets(page: Any, form: Any) -> list[_Chunk]:
             kind = int(pdfium_c.FPDFAnnot_GetFormFieldType(handle, annot))
             if kind in (_FIELD_PUSHBUTTON, _FIELD_SIGNATURE):
                 continue
-            name = _get_text(pdfium_c.FPDFAnnot_GetFormFieldName, handle, annot)
-            label = _get_text(
-                pdfium_c.FPDFAnnot_GetFormFieldAlternateName, handle, annot
-            )
+            name = text(pdfium_c.FPDFAnnot_GetFormFieldName, handle, annot)
+            label = text(pdfium_c.FPDFAnnot_GetFormFieldAlternateName, handle, annot)
             if kind in (_FIELD_CHECKBOX, _FIELD_RADIO):
                 # The widget's appearance state (/AS) is its own on/off state; PDFium's
                 # IsChecked needs the page loaded into the form env (~20 ms a page).
-                state = _get_text(pdfium_c.FPDFAnnot_GetStringValue, annot, b"AS")
+                state = text(pdfium_c.FPDFAnnot_GetStringValue, annot, b"AS")
                 if not state:
-                    state = _get_text(
-                        pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot
-                    )
+                    state = text(pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot)
                 checked = state not in ("", "Off")
                 if kind == _FIELD_RADIO and checked:
                     name = f"{name}.{state}"  # radio "workshops" with state "A" → workshops.A
@@ -266,15 +309,17 @@ def _widgets(page: Any, form: Any) -> list[_Chunk]:
                     key=name or None, label=label or None, checked=checked
                 )
             else:
-                value = _get_text(pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot)
+                value = text(pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot)
                 control = Control(
                     key=name or None, label=label or None, value=value or None
                 )
-            rect = pdfium_c.FS_RECTF()
             if not pdfium_c.FPDFAnnot_GetRect(annot, rect):
                 continue
-            x0, x1 = sorted((float(rect.left), float(rect.right)))
-            y0, y1 = sorted((float(rect.bottom), float(rect.top)))
+            # sorted((a, b)), spelled out: (b, a) only when b < a.
+            left, right = float(rect.left), float(rect.right)
+            bottom, top = float(rect.bottom), float(rect.top)
+            x0, x1 = (right, left) if right < left else (left, right)
+            y0, y1 = (top, bottom) if top < bottom else (bottom, top)
             out.append(_Chunk(x0, y0, x1, y1, [control]))
         finally:
             pdfium_c.FPDFPage_CloseAnnot(annot)
@@ -297,8 +342,19 @@ def _lines(chunks: list[_Chunk]) -> list[_Line]:
             lines.append(_Line([chunk], chunk.y1, chunk.y0))
     for line in lines:
         line.chunks.sort(key=lambda c: c.x0)
+        line.height = _median([c.height for c in line.chunks])
         line.cells = _cells(line)
     return lines
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median``, to the bit, without its generality (it is hot here)."""
+    data = sorted(values)
+    n = len(data)
+    if n % 2 == 1:
+        return data[n // 2]
+    i = n // 2
+    return (data[i - 1] + data[i]) / 2
 
 
 def _cells(line: _Line) -> list[_Chunk]:
@@ -334,19 +390,31 @@ def _is_widget(chunk: _Chunk) -> bool:
     return any(isinstance(i, Control) and i.checked is None for i in chunk.inlines)
 
 
+_Columns = list[tuple[float, float, str]]
+
+
 def _layout(chunks: list[_Chunk], vocab: Vocabulary) -> list[Block]:
     lines = _lines(chunks)
+    # A line may be asked twice whether it heads the participants table (by
+    # ``_label_table``, then here); the answer is a pure function of the line.
+    memo: dict[int, _Columns | None] = {}
+
+    def columns_at(n: int) -> _Columns | None:
+        if n not in memo:
+            memo[n] = _participant_columns(lines[n], vocab)
+        return memo[n]
+
     blocks: list[Block] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        columns = _participant_columns(line, vocab)
+        columns = columns_at(i)
         if columns is not None:
             table, i = _participant_table(lines, i, columns, vocab)
             blocks.append(table)
             continue
         if len(line.cells) >= 2:
-            table, i = _label_table(lines, i, vocab)
+            table, i = _label_table(lines, i, columns_at)
             blocks.append(table)
             continue
         blocks.append(Para(_joined(line.cells)))
@@ -368,7 +436,7 @@ def _cell(inlines: list[Inline]) -> list[Block]:
 
 
 def _label_table(
-    lines: list[_Line], start: int, vocab: Vocabulary
+    lines: list[_Line], start: int, columns_at: Callable[[int], _Columns | None]
 ) -> tuple[Table, int]:
     """Consecutive multi-cell lines, with wrapped cell lines folded into their cell."""
     rows: list[list[_Chunk]] = [list(lines[start].cells)]
@@ -377,7 +445,7 @@ def _label_table(
         prev, line = lines[i - 1], lines[i]
         if prev.top - line.top > 1.6 * max(prev.height, line.height):
             break
-        if _participant_columns(line, vocab) is not None:
+        if columns_at(i) is not None:
             break
         if len(line.cells) >= 2:
             rows.append(list(line.cells))
