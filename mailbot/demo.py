@@ -82,7 +82,9 @@ def run_demo(directory: Path, now: str, console: Console) -> None:
     for column in ("#", "sample", "outcome", "why"):
         table.add_column(column, overflow="fold")
     for i, result in enumerate(report.results, 1):
-        table.add_row(str(i), descriptions.get(result.ref, "?"), _outcome(result), result.reason)
+        queue = descriptions.get(result.ref, [])
+        description = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else "?")
+        table.add_row(str(i), description, _outcome(result), result.reason)
     console.print(table)
 
     with app.session() as session:
@@ -127,10 +129,11 @@ def _outcome(result: MessageResult) -> str:
     return f"{result.outcome} (seen before)" if result.already_seen else result.outcome
 
 
-def _descriptions(samples: list[Sample]) -> dict[str, str]:
-    """Map each result's ref (a prefix of its dedupe key) to the sample's description."""
-    out: dict[str, str] = {}
+def _descriptions(samples: list[Sample]) -> dict[str, list[str]]:
+    """Each result's ref (a prefix of its dedupe key) → the descriptions of the samples
+    with that key, in inbox order (a byte-identical resend shares its original's key)."""
+    out: dict[str, list[str]] = {}
     for sample in samples:
         key = dedupe_key(sample.data, parse_message(sample.data).message_id)
-        out.setdefault(key[:10], sample.description)
+        out.setdefault(key[:10], []).append(sample.description)
     return out
