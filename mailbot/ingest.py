@@ -108,6 +108,11 @@ def dedupe_key(raw: bytes, message_id: str | None) -> str:
     return hashlib.sha256(basis).hexdigest()
 
 
+def _headers_only(raw: bytes) -> bytes:
+    match = _HEADER_END.search(raw, 0, 1024 * 1024)
+    return raw[: match.end()] if match else raw[: 64 * 1024]
+
+
 def events_for_forms(settings: Settings) -> tuple[EventRef, ...]:
     return tuple(EventRef(key=e.key, title=e.title, city=e.city, date=e.date) for e in settings.events)
 
@@ -129,7 +134,9 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
     """Record the outcome of ``raw`` (idempotent). Never raises for bad input: an
     unexpected error is recorded as needs-review with its reason."""
     now = ctx.now()
-    parsed = parse_message(raw.data, ctx.mime_limits)
+    too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
+    # An oversized message is never opened: its headers alone identify and route it.
+    parsed = parse_message(_headers_only(raw.data) if too_large else raw.data, ctx.mime_limits)
     key = dedupe_key(raw.data, parsed.message_id)
     ref = key[:10]
     with ctx.session_factory() as session:

@@ -224,3 +224,28 @@ def test_a_broken_message_goes_to_review_and_does_not_block_the_others(tmp_path:
     app = build_app(settings, clock=fixed_clock(NOW))
     report = app.run_once()
     assert sorted(r.outcome for r in report.results) == ["needs_review", "registered"]
+
+
+def test_an_oversized_message_is_recorded_by_its_headers_and_sent_to_review_unopened(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings = settings.model_copy(
+        update={"limits": settings.limits.model_copy(update={"max_message_bytes": 64 * 1024})}
+    )
+    inbox = settings.mailbox.path
+    for sub in ("new", "cur", "tmp"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    msg = EmailMessage()
+    msg["From"] = "Anna Duża <anna@gmina.example.pl>"
+    msg["To"] = settings.outbox.from_address
+    msg["Subject"] = "Zgłoszenie ze skanem"
+    msg["Message-ID"] = "<big@gmina.example.pl>"
+    msg.set_content("W załączeniu.")
+    msg.add_attachment(b"\0" * 200_000, maintype="application", subtype="pdf", filename="skan.pdf")
+    (inbox / "new" / "big.msg").write_bytes(msg.as_bytes())
+    app = build_app(settings, clock=fixed_clock(NOW))
+    (result,) = app.run_once().results
+    assert result.outcome == "needs_review" and "too large" in result.reason
+    with app.session() as s:
+        row = s.exec(select(InboundMessage)).one()
+        assert row.message_id == "big@gmina.example.pl" and row.from_addr == "anna@gmina.example.pl"
+        assert row.subject == "Zgłoszenie ze skanem"
