@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -407,20 +407,12 @@ class Vocabulary:
     @_memoized
     def match_consent(self, text: str) -> str | None:
         """Which consent a line is the tick box of, if any."""
-        joined = " " + " ".join(t.norm for t in _tokens(text, limit=60)) + " "
-        for key, phrase in self._consent_phrases:
-            if f" {phrase} " in joined:
-                return key
-        return None
+        return _first_phrase(text, self._consent_phrases)
 
     @_memoized
     def match_workshop(self, text: str) -> str | None:
         """The workshop letter whose option text the line contains."""
-        joined = " " + " ".join(t.norm for t in _tokens(text, limit=60)) + " "
-        for letter, phrase in self._workshop_phrases:
-            if f" {phrase} " in joined:
-                return letter
-        return None
+        return _first_phrase(text, self._workshop_phrases)
 
     def find_workshops(self, text: str) -> list[tuple[str, int, int]]:
         """Every option a line names, in order: ``(letter, start, end)`` of its wording,
@@ -512,3 +504,12 @@ def load_vocabulary(path: Path | str | None = None) -> Vocabulary:
 def default_vocabulary() -> Vocabulary:
     """The packaged vocabulary, loaded once per process."""
     return load_vocabulary(None)
+
+
+def _first_phrase(text: str, phrases: Iterable[tuple[str, str]]) -> str | None:
+    """The key of the first phrase the text contains as whole folded words."""
+    joined = " " + " ".join(t.norm for t in _tokens(text, limit=60)) + " "
+    for key, phrase in phrases:
+        if f" {phrase} " in joined:
+            return key
+    return None
