@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # decompression bomb fails in the child instead of swapping the server.
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 _GRACE_SECONDS = 5.0
+_READERS = ("worker", "extract", "docx", "odt", "pdf", "ocr", "image", "convert")
 _context: ForkServerContext | None = None
 
 
@@ -37,7 +38,9 @@ def _ctx() -> ForkServerContext:
     global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mailbot.forms", "mailbot.forms.worker"])
+        # Every reader is imported once in the forkserver, so a child neither pays for
+        # the imports nor compiles modules under its memory cap.
+        ctx.set_forkserver_preload([f"mailbot.forms.{name}" for name in _READERS])
         _context = ctx
     return _context
 

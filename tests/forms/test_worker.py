@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import os
+import zipfile
 from pathlib import Path
 
 from mailbot.forms import parse_bytes
@@ -29,8 +32,27 @@ def test_a_parse_past_its_deadline_is_stopped_and_reported() -> None:
     assert "took longer than" in (result.reason or "")
 
 
+def _large_docx(text_bytes: int) -> bytes:
+    """A legitimate .docx (within the zip limits) whose text needs real memory to read."""
+    text = os.urandom(text_bytes // 2).hex()
+    paragraphs = "".join(
+        f"<w:p><w:r><w:t>{text[i : i + 4096]}</w:t></w:r></w:p>" for i in range(0, len(text), 4096)
+    )
+    document = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body>{paragraphs}</w:body></w:document>"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+        z.writestr("word/document.xml", document)
+    return buf.getvalue()
+
+
 def test_a_parse_that_exhausts_its_memory_cap_is_reported_not_fatal() -> None:
-    data = (EXAMPLES / "zgloszenie_UM_Brzeg.docx").read_bytes()
+    data = _large_docx(20 * 1024**2)
+    assert parse_isolated(data, "big.docx", EVENTS, Limits()).status == "not_a_form"  # fine uncapped
     result = parse_isolated(data, "big.docx", EVENTS, Limits(), memory_limit=8 * 1024**2)
     assert result.status == "unreadable" and result.format == "docx"
     assert "memory" in (result.reason or "") or "died" in (result.reason or "")
