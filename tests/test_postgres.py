@@ -40,10 +40,10 @@ from mailbot.store.tables import (
 
 try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in others
     from tests import pg
-    from tests.test_pipeline import NOW, make_settings, ref_of, samples_for, sent_mails
+    from tests.test_pipeline import EXPECTED_OUTCOMES, NOW, make_settings, ref_of, samples_for, sent_mails
 except ImportError:
     import pg  # type: ignore[no-redef]
-    from test_pipeline import NOW, make_settings, ref_of, samples_for, sent_mails  # type: ignore[no-redef]
+    from test_pipeline import EXPECTED_OUTCOMES, NOW, make_settings, ref_of, samples_for, sent_mails  # type: ignore[no-redef]
 
 # The PostgreSQL fixtures (tests/pg.py), bound here so pytest finds them for this module.
 postgres_server = pg.postgres_server
@@ -135,20 +135,7 @@ def test_the_pipeline_gives_the_same_results_as_on_sqlite(
     tmp_path: Path, pg_demo: tuple[App, Settings, dict[str, str]]
 ) -> None:
     app, settings, outcomes = pg_demo
-    assert outcomes == {
-        "a_complete_table": "registered",
-        "b_complete_controls": "registered",
-        "c_incomplete": "registered",
-        "d_no_attachment": "needs_review",
-        "e_forwarded": "registered",
-        "f_zipped": "registered",
-        "g_corrected": "registered",
-        "h_duplicate": "registered",
-        "i_auto_reply": "ignored",
-        "j_bounce": "ignored",
-        "k_blank_form": "needs_review",
-        "l_other_event": "needs_review",
-    }
+    assert outcomes == EXPECTED_OUTCOMES
     with app.session() as s:
         regs = {r.institution_name: r for r in s.exec(select(Registration))}
         assert len(regs) == 5  # a (and its duplicate h), b, c (corrected by g), e, f
