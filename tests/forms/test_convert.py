@@ -8,7 +8,6 @@ with an install hint instead of skipping: a skipped converter test proves nothin
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import random
 import shutil
@@ -25,11 +24,10 @@ import pytest
 
 from mailbot.errors import FormError
 from mailbot.forms import parse_bytes, parse_file
-from mailbot.forms.blank import EventHeader, FilledValues, make_docx
+from mailbot.forms.blank import FilledValues, make_docx
 from mailbot.forms.convert import _doc_filter, _summary, to_docx
 from mailbot.forms.model import (
     Consents,
-    EventRef,
     FormData,
     Institution,
     Limits,
@@ -37,23 +35,11 @@ from mailbot.forms.model import (
 )
 from mailbot.forms.sniff import sniff
 
+from .cycle import EVENTS, OPOLE, TITLE
+
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 OTHER = SHARED / "corpus" / "other"
 ENCRYPTED = OTHER / "poi-password_tika_binaryrc4.doc"
-TITLE = "Współpraca w partnerstwach samorządowych"
-EVENTS = [
-    EventRef("lublin-2016", TITLE, "Lublin", dt.date(2016, 3, 21)),
-    EventRef("opole-2016", TITLE, "Opole", dt.date(2016, 4, 18)),
-]
-OPOLE = EventHeader(
-    title=TITLE,
-    city="Opole",
-    date=dt.date(2016, 4, 18),
-    start_time=dt.time(11, 0),
-    venue="Sala Herbowa Urzędu Wojewódzkiego",
-    address="ul. Piastowska 14",
-    deadline=dt.date(2016, 4, 14),
-)
 VALUES = FilledValues(
     institution=Institution(
         name="Urząd Miejski w Brzezinie Opolskiej",

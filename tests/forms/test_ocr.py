@@ -7,7 +7,6 @@ checks the limits and the pixel and repair logic without OCR.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import shutil
@@ -25,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from mailbot.errors import FormError
 from mailbot.forms import ocr, parse_bytes, parse_file
-from mailbot.forms.blank import EventHeader, FilledValues, make_pdf
+from mailbot.forms.blank import FilledValues, make_pdf
 from mailbot.forms.extract import _join_lines
 from mailbot.forms.image import (
     clean_page,
@@ -35,26 +34,14 @@ from mailbot.forms.image import (
     read_tick,
     render_pdf_pages,
 )
-from mailbot.forms.model import Consents, EventRef, Institution, Limits, Participant
+from mailbot.forms.model import Consents, Institution, Limits, Participant
+
+from .cycle import EVENTS, OPOLE
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 EXAMPLE = SHARED / "forms" / "examples" / "skan_zgloszenie_Lubniany.pdf"
 CORPUS = SHARED / "corpus" / "other"
 
-TITLE = "Współpraca w partnerstwach samorządowych"
-EVENTS = [
-    EventRef("lublin-2016", TITLE, "Lublin", dt.date(2016, 3, 21)),
-    EventRef("opole-2016", TITLE, "Opole", dt.date(2016, 4, 18)),
-]
-OPOLE = EventHeader(
-    title=TITLE,
-    city="Opole",
-    date=dt.date(2016, 4, 18),
-    start_time=dt.time(11, 0),
-    venue="Sala Herbowa Urzędu Wojewódzkiego",
-    address="ul. Piastowska 14",
-    deadline=dt.date(2016, 4, 14),
-)
 VALUES = FilledValues(
     institution=Institution(
         name="Urząd Miejski w Głogówku",
