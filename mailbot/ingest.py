@@ -134,10 +134,10 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
     """Record the outcome of ``raw`` (idempotent). Never raises for bad input: an
     unexpected error is recorded as needs-review with its reason."""
     now = ctx.now()
-    too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
-    # An oversized message is never opened: its headers alone identify and route it.
-    parsed = parse_message(_headers_only(raw.data) if too_large else raw.data, ctx.mime_limits)
-    key = dedupe_key(raw.data, parsed.message_id)
+    # The headers alone identify a message: a re-fetched one is filed without walking its
+    # MIME tree again, and an oversized one is never opened at all.
+    headers = parse_message(_headers_only(raw.data), ctx.mime_limits)
+    key = dedupe_key(raw.data, headers.message_id)
     ref = key[:10]
     with ctx.session_factory() as session:
         seen = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == key)).first()
@@ -155,6 +155,8 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
                 folder=FOLDER_OF.get(seen.outcome, "needs_review"),
                 already_seen=True,
             )
+    too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
+    parsed = headers if too_large else parse_message(raw.data, ctx.mime_limits)
     raw_sha = ctx.blobs.put(raw.data)
     try:
         with ctx.session_factory() as session:
