@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -114,6 +114,24 @@ def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout)
+
+
+def _wait_for_start(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    stop: Callable[[], None],
+    ready: Callable[[], bool],
+) -> None:
+    """Poll ``ready`` until the server is up; fail with its log if it dies or stalls."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
+        if proc.poll() is not None:
+            raise ServerSetupError(f"{name} exited with code {proc.returncode}; log:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            stop()
+            raise ServerSetupError(f"{name} did not start in time; log:\n{_tail(log_path)}")
+        time.sleep(0.02)
 
 
 def _wait_until_free(ports: Sequence[int], timeout: float = 10.0) -> None:
@@ -335,18 +353,10 @@ service imap-login {{
                 stderr=log,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (port_open(self.port) and port_open(self.starttls_port)):
-            if self._proc.poll() is not None:
-                raise ServerSetupError(
-                    f"dovecot exited with code {self._proc.returncode}; log:\n{_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerSetupError(
-                    f"dovecot did not listen in time; log:\n{_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+        _wait_for_start(
+            "dovecot", self._proc, self.log_path, self.stop,
+            lambda: port_open(self.port) and port_open(self.starttls_port),
+        )  # fmt: skip
 
     def stop(self) -> None:
         """Stop the master (it takes its children and all client connections with it)."""
@@ -545,20 +555,9 @@ class SmtpSink:
                 env=env,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT_S
         # Wait for the sink's own "ready" file rather than probing: a probe would be
         # counted as a connection.
-        while not ready.exists():
-            if self._proc.poll() is not None:
-                raise ServerSetupError(
-                    f"smtp_sink exited with code {self._proc.returncode}; log:\n{_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerSetupError(
-                    f"smtp_sink did not start in time; log:\n{_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+        _wait_for_start("smtp_sink", self._proc, self.log_path, self.stop, ready.exists)
 
     def stop(self) -> None:
         """Stop the server; connecting is refused until :meth:`start`."""
