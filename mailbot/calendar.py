@@ -1,0 +1,419 @@
+"""Calendar (.ics) attachments that Outlook, Thunderbird and the web calendars accept.
+
+Every mail about a seat (acknowledgement, "promoted", reminder, "changed") carries one
+VCALENDAR with one VEVENT. Its UID is stable per participant address and event
+(:func:`event_uid`), so a later file with the same UID and a higher SEQUENCE replaces
+the entry instead of adding a second one; :func:`event_fingerprint` tells when the
+details a calendar shows have changed and such a "changed" mail is due.
+
+Choices made for the clients people actually use:
+
+* ``METHOD:PUBLISH``, always, and the same method in the attachment's Content-Type
+  (Outlook wants the two to agree). PUBLISH is the iTIP method for "here is an event,
+  add it": no ATTENDEE, no RSVP buttons, no replies coming back to the bot. Outlook
+  offers it as an appointment to save, Thunderbird's bar shows "Add" and, for a newer
+  SEQUENCE of a UID already in the calendar, "Update".
+* A ``VTIMEZONE`` built from the zone's yearly rule (``RRULE:FREQ=YEARLY;BYMONTH=3;
+  BYDAY=-1SU`` …), not the RDATE list that :meth:`icalendar.Timezone.from_tzinfo`
+  produces: Outlook reads only DTSTART, RRULE and the offsets of the STANDARD and
+  DAYLIGHT parts ([MS-STANOICAL] 2.2.47) and ignores RDATE, which shifts the event by
+  an hour. The onset is written in the local time before the change (02:00 for the
+  spring change in Warsaw), as RFC 5545 and Outlook's own exports do (``from_tzinfo``
+  writes 03:00). Zones without a regular weekday rule get every change of the event's
+  year and the years either side listed with RDATE: exact for Thunderbird, the best
+  Outlook can be given.
+* Cancellation: see :func:`make_ics`.
+* No VALARM unless asked for (``alarm=``): the bot already sends reminder mails at the
+  configured offsets, Outlook would pop a second reminder up, and Thunderbird keeps the
+  user's own alarms when it updates an entry anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from icalendar import (
+    Alarm,
+    Calendar,
+    Event,
+    Timezone,
+    TimezoneDaylight,
+    TimezoneStandard,
+)
+from icalendar.prop import vCalAddress, vRecur, vText
+
+from mailbot.config import EventSettings
+
+__all__ = [
+    "CANCELLED_PREFIX",
+    "CONTENT_TYPE",
+    "METHOD",
+    "PRODID",
+    "CalendarFile",
+    "calendar_file",
+    "event_fingerprint",
+    "event_uid",
+    "make_ics",
+]
+
+METHOD = "PUBLISH"
+CONTENT_TYPE = f"text/calendar; method={METHOD}; charset=UTF-8"
+PRODID = "-//mailbot//Conference registrations//PL"
+CANCELLED_PREFIX = "ODWOŁANE: "
+"""Put before SUMMARY of a cancelled entry: Outlook does not show STATUS:CANCELLED."""
+
+_UTC = dt.UTC
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_SAFE_NAME = re.compile(r"[^a-z0-9_-]+")
+
+
+# --- identity ------------------------------------------------------------------------
+
+
+def event_uid(event_key: str, address: str, domain: str) -> str:
+    """The UID of one participant's calendar entry for one event.
+
+    ``<first 24 hex digits of sha256(event_key NUL casefolded address)>-<event_key>@<domain>``.
+    The address is stripped and casefolded, so ``Jan@X.pl`` and ``jan@x.pl`` share an
+    entry; the domain is lower-cased. Never change this formula: entries already in
+    participants' calendars are matched by it.
+    """
+    key = event_key.strip()
+    addr = address.strip().casefold()
+    host = domain.strip().lower()
+    if not key or not addr or not host:
+        raise ValueError("event_uid needs an event key, an address and a domain")
+    digest = hashlib.sha256(f"{key}\x00{addr}".encode()).hexdigest()[:24]
+    return f"{digest}-{key}@{host}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _effective_end(event: EventSettings) -> dt.datetime:
+    """The naive wall-clock end: the configured end_time, else six hours after the start
+    (what :meth:`EventSettings.ends_at` gives, without a zone)."""
+    start = dt.datetime.combine(event.date, event.start_time)
+    if event.end_time is not None:
+        return dt.datetime.combine(event.date, event.end_time)
+    return start + dt.timedelta(hours=6)
+
+
+def event_fingerprint(event: EventSettings) -> str:
+    """A short hash of what a calendar entry shows: title, city, date, start, end, venue,
+    address. Capacity, deadline, reminders and organisers are not in it.
+
+    Whitespace is normalised (a trailing space in the config is no change), and the end is
+    the effective one: leaving end_time unset or setting it to start + 6 h is the same
+    entry. The result starts with ``v1:`` so a future formula can be told apart.
+    """
+    shown = {
+        "title": _norm(event.title),
+        "city": _norm(event.city),
+        "start": dt.datetime.combine(event.date, event.start_time).isoformat(),
+        "end": _effective_end(event).isoformat(),
+        "venue": _norm(event.venue),
+        "address": _norm(event.address),
+    }
+    blob = json.dumps(shown, sort_keys=True, ensure_ascii=False).encode()
+    return "v1:" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+# --- VTIMEZONE -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Transition:
+    onset: dt.datetime
+    """Naive local wall time of the change, measured in ``offset_from``."""
+    offset_from: dt.timedelta
+    offset_to: dt.timedelta
+    name: str
+
+
+def _offset(tz: ZoneInfo, when: dt.datetime) -> dt.timedelta:
+    off = when.astimezone(tz).utcoffset()
+    assert off is not None
+    return off
+
+
+@functools.lru_cache(maxsize=64)
+def _transitions(tz: ZoneInfo, year: int) -> tuple[_Transition, ...]:
+    """Offset changes of ``tz`` whose local onset falls in ``year``, found by sampling
+    daily and bisecting to the second."""
+    out: list[_Transition] = []
+    day = dt.timedelta(days=1)
+    t = dt.datetime(year - 1, 12, 31, 12, tzinfo=_UTC)
+    end = dt.datetime(year + 1, 1, 1, 12, tzinfo=_UTC)
+    before = _offset(tz, t)
+    while t < end:
+        nxt = t + day
+        after = _offset(tz, nxt)
+        if after != before:
+            lo, hi = 0, 86400
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if _offset(tz, t + dt.timedelta(seconds=mid)) == before:
+                    lo = mid
+                else:
+                    hi = mid
+            at = t + dt.timedelta(seconds=hi)
+            onset = (at + before).replace(tzinfo=None)
+            if onset.year == year:
+                out.append(
+                    _Transition(onset, before, after, at.astimezone(tz).tzname() or "")
+                )
+        before = after
+        t = nxt
+    return tuple(out)
+
+
+def _nth_weekday(year: int, month: int, weekday: int, ordinal: int) -> dt.date:
+    """The ordinal-th (1..4, or -1 for the last) given weekday of a month."""
+    if ordinal > 0:
+        first = dt.date(year, month, 1)
+        return first + dt.timedelta(
+            days=(weekday - first.weekday()) % 7 + 7 * (ordinal - 1)
+        )
+    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+    last = nxt - dt.timedelta(days=1)
+    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _candidate_ordinals(onset: dt.datetime) -> list[int]:
+    """BYDAY ordinals that put the onset on its day: the last (-1) first when it is the
+    last such weekday of the month (how EU rules are stated), then the n-th."""
+    d = onset.date()
+    out: list[int] = []
+    if _nth_weekday(d.year, d.month, d.weekday(), -1) == d:
+        out.append(-1)
+    nth = (d.day - 1) // 7 + 1
+    if nth <= 4:
+        out.append(nth)
+    return out
+
+
+def _rule_holds(tz: ZoneInfo, tr: _Transition, ordinal: int, years: range) -> bool:
+    for year in years:
+        date = _nth_weekday(year, tr.onset.month, tr.onset.weekday(), ordinal)
+        expected = dt.datetime.combine(date, tr.onset.time())
+        if not any(
+            o.onset == expected
+            and o.offset_from == tr.offset_from
+            and o.offset_to == tr.offset_to
+            for o in _transitions(tz, year)
+        ):
+            return False
+    return True
+
+
+def _vtimezone(tz: ZoneInfo, tzid: str, year: int) -> Timezone:
+    """A VTIMEZONE valid around ``year``: yearly RRULEs when the zone follows a weekday
+    rule in the years around it, one fixed STANDARD when it has no changes, else the
+    changes of those years listed with DTSTART and RDATE."""
+    years = range(year - 1, year + 2)
+    per_year = [_transitions(tz, y) for y in years]
+    vtz = Timezone()
+    vtz.add("TZID", tzid)
+    if not any(per_year):
+        fixed = _offset(tz, dt.datetime(year, 7, 1, tzinfo=_UTC))
+        part = TimezoneStandard()
+        part.add("DTSTART", dt.datetime(1970, 1, 1))
+        part.add("TZOFFSETFROM", fixed)
+        part.add("TZOFFSETTO", fixed)
+        part.add(
+            "TZNAME",
+            dt.datetime(year, 7, 1, tzinfo=_UTC).astimezone(tz).tzname() or tzid,
+        )
+        vtz.add_component(part)
+        return vtz
+    first = per_year[0]
+    if all(len(t) == 2 for t in per_year) and first[0].offset_to != first[1].offset_to:
+        parts: list[TimezoneStandard | TimezoneDaylight] = []
+        for tr in first:
+            ordinal = next(
+                (
+                    o
+                    for o in _candidate_ordinals(tr.onset)
+                    if _rule_holds(tz, tr, o, years)
+                ),
+                None,
+            )
+            if ordinal is None:
+                break
+            daylight = tr.offset_to > tr.offset_from
+            part_: TimezoneStandard | TimezoneDaylight = (
+                TimezoneDaylight() if daylight else TimezoneStandard()
+            )
+            part_.add("DTSTART", tr.onset)
+            part_.add(
+                "RRULE",
+                vRecur(
+                    {
+                        "FREQ": "YEARLY",
+                        "BYMONTH": tr.onset.month,
+                        "BYDAY": f"{ordinal}{_WEEKDAYS[tr.onset.weekday()]}",
+                    }
+                ),
+            )
+            part_.add("TZOFFSETFROM", tr.offset_from)
+            part_.add("TZOFFSETTO", tr.offset_to)
+            if tr.name:
+                part_.add("TZNAME", tr.name)
+            parts.append(part_)
+        else:
+            # STANDARD first, as Outlook writes it (some readers look only at it).
+            for part_ in sorted(parts, key=lambda p: p.name != "STANDARD"):
+                vtz.add_component(part_)
+            return vtz
+    # Irregular zone: the offset on 1 January of the first year, then every change of
+    # the three years listed (DTSTART and RDATE).
+    opening = dt.datetime(year - 1, 1, 1, tzinfo=tz)
+    initial = _offset(tz, opening)
+    part0 = TimezoneDaylight() if opening.dst() else TimezoneStandard()
+    part0.add("DTSTART", opening.replace(tzinfo=None))
+    part0.add("TZOFFSETFROM", initial)
+    part0.add("TZOFFSETTO", initial)
+    part0.add("TZNAME", opening.tzname() or tzid)
+    vtz.add_component(part0)
+    groups: dict[tuple[dt.timedelta, dt.timedelta, str], list[dt.datetime]] = {}
+    for tr in (t for ts in per_year for t in ts):
+        groups.setdefault((tr.offset_from, tr.offset_to, tr.name), []).append(tr.onset)
+    for (off_from, off_to, name), onsets in groups.items():
+        part_ = TimezoneDaylight() if off_to > off_from else TimezoneStandard()
+        part_.add("DTSTART", onsets[0])
+        for onset in onsets[1:]:
+            part_.add("RDATE", onset)
+        part_.add("TZOFFSETFROM", off_from)
+        part_.add("TZOFFSETTO", off_to)
+        if name:
+            part_.add("TZNAME", name)
+        vtz.add_component(part_)
+    return vtz
+
+
+# --- the file ------------------------------------------------------------------------
+
+
+def _location(event: EventSettings) -> str:
+    parts = [_norm(event.venue), _norm(event.address)]
+    city = _norm(event.city)
+    if city.casefold() not in parts[1].casefold():
+        parts.append(city)
+    return ", ".join(parts)
+
+
+def make_ics(
+    event: EventSettings,
+    *,
+    tz: ZoneInfo,
+    uid: str,
+    sequence: int,
+    stamp: dt.datetime,
+    organiser_email: str,
+    organiser_name: str,
+    description: str = "",
+    cancelled: bool = False,
+    alarm: dt.timedelta | None = None,
+) -> bytes:
+    """One VCALENDAR (UTF-8, CRLF, folded at 75 octets) with a VTIMEZONE for ``tz`` and
+    one VEVENT for ``event``.
+
+    ``stamp`` becomes DTSTAMP in UTC (a naive value is taken as UTC, as databases hand
+    it back). ``alarm`` adds a display VALARM that long before the start (off by
+    default, never on a cancelled entry).
+
+    Cancellation is sent as ``METHOD:PUBLISH`` with the same UID, a higher SEQUENCE,
+    ``STATUS:CANCELLED``, ``TRANSP:TRANSPARENT`` and SUMMARY prefixed with
+    :data:`CANCELLED_PREFIX` — not as ``METHOD:CANCEL``. Reasons:
+
+    * CANCEL is an iTIP scheduling message from an organizer to the ATTENDEEs of a
+      meeting (RFC 5546 3.2.5). Our entries were published, not scheduled: they have no
+      ATTENDEE, and in Outlook they are plain appointments, not meetings, so a
+      meeting cancellation has no meeting of theirs to act on (the recipient is no
+      attendee of it); Thunderbird's iMIP bar offers "Delete" for CANCEL only when the
+      UID is already in a calendar and offers nothing otherwise.
+    * A newer PUBLISH of the same UID is an update everywhere: Thunderbird shows
+      "Update" (SEQUENCE higher than the stored one) and then draws the entry struck
+      through as cancelled; Outlook opens it as the appointment, where STATUS alone is
+      invisible, hence the SUMMARY prefix, and TRANSP:TRANSPARENT makes the slot free
+      (Outlook takes busy status from TRANSP before STATUS, [MS-OXCICAL] 2.1.3.1.1.20.23).
+    * One method for every file keeps the Content-Type and the VCALENDAR in agreement
+      without special cases, and a participant who never imported the entry gets a
+      harmless, clearly labelled cancelled entry instead of an error.
+    """
+    if sequence < 0:
+        raise ValueError("SEQUENCE cannot be negative")
+    if not uid or any(c in uid for c in "\r\n"):
+        raise ValueError(f"invalid UID {uid!r}")
+    tzid = tz.key
+    if not tzid:
+        raise ValueError("the time zone needs an IANA key such as Europe/Warsaw")
+    if stamp.tzinfo is None or stamp.utcoffset() is None:
+        stamp = stamp.replace(tzinfo=_UTC)
+    start, end = event.starts_at(tz), event.ends_at(tz)
+
+    cal = Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("CALSCALE", "GREGORIAN")
+    cal.add("METHOD", METHOD)
+    cal.add_component(_vtimezone(tz, tzid, event.date.year))
+
+    ev = Event()
+    ev.add("UID", uid)
+    ev.add("SEQUENCE", sequence)
+    ev.add("DTSTAMP", stamp.astimezone(_UTC).replace(microsecond=0))
+    ev.add("DTSTART", start)
+    ev.add("DTEND", end)
+    summary = f"{_norm(event.title)} – {_norm(event.city)}"
+    ev.add("SUMMARY", CANCELLED_PREFIX + summary if cancelled else summary)
+    ev.add("LOCATION", _location(event))
+    if description:
+        ev.add("DESCRIPTION", description.replace("\r\n", "\n"))
+    organizer = vCalAddress(f"mailto:{organiser_email.strip()}")
+    if organiser_name:
+        organizer.params["CN"] = vText(_norm(organiser_name))
+    ev.add("ORGANIZER", organizer)
+    ev.add("STATUS", "CANCELLED" if cancelled else "CONFIRMED")
+    ev.add("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE")
+    if alarm is not None and not cancelled:
+        valarm = Alarm()
+        valarm.add("ACTION", "DISPLAY")
+        valarm.add("DESCRIPTION", summary)
+        valarm.add("TRIGGER", -abs(alarm))
+        ev.add_component(valarm)
+    cal.add_component(ev)
+    data: bytes = cal.to_ical()
+    return data
+
+
+@dataclass(frozen=True)
+class CalendarFile:
+    """An .ics ready to attach: file name, Content-Type with method and charset, bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def calendar_file(
+    ics: bytes, event_key: str, *, cancelled: bool = False
+) -> CalendarFile:
+    """Wrap :func:`make_ics` output as an attachment: ``konferencja-<key>.ics`` (with
+    ``-odwolana`` for a cancellation) and ``text/calendar; method=PUBLISH; charset=UTF-8``.
+    Refuses a file whose METHOD is not the one the Content-Type names."""
+    if f"\r\nMETHOD:{METHOD}\r\n".encode() not in ics:
+        raise ValueError(
+            f"the calendar's METHOD is not {METHOD}; Content-Type and file would disagree"
+        )
+    key = _SAFE_NAME.sub("-", event_key.casefold()).strip("-") or "wydarzenie"
+    suffix = "-odwolana" if cancelled else ""
+    return CalendarFile(f"konferencja-{key}{suffix}.ics", CONTENT_TYPE, ics)
