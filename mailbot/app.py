@@ -25,6 +25,8 @@ from mailbot.ingest import IngestContext, MessageResult, events_for_forms, proce
 from mailbot.mailbox.base import Cursor, MailboxSource, RawMessage
 from mailbot.mime import MimeLimits
 from mailbot.outbox import DeliveryStats, FileAttachment, deliver_due
+from mailbot.reminders import announce_changes, queue_reminders
+from mailbot.replies import Mailer, Queued
 from mailbot.store import db
 from mailbot.store.blobs import BlobStore
 from mailbot.store.tables import InboundMessage, MailboxState
@@ -50,6 +52,8 @@ class PassReport:
 
     results: list[MessageResult] = field(default_factory=list)
     filing_errors: list[str] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)
+    """Mails queued by the clock rather than by a message: reminders, change notices."""
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
 
 
@@ -96,6 +100,7 @@ class App:
         db.upgrade(self.engine)
         self.blobs = BlobStore(settings.state_dir / "blobs")
         self.templates = Templates(settings.templates_dir)
+        self.mailer = Mailer(settings, self.templates, blank_form_attachment)
         self._source = source
         self._transport = transport
         limits = settings.limits
@@ -103,8 +108,7 @@ class App:
             settings=settings,
             session_factory=self.session,
             blobs=self.blobs,
-            templates=self.templates,
-            blank_form=blank_form_attachment,
+            mailer=self.mailer,
             now=clock,
             events=events_for_forms(settings),
             vocabulary=load_vocabulary(settings.labels_file) if settings.labels_file else None,
@@ -147,8 +151,22 @@ class App:
         """One pass: read the mailbox, record and file every message, deliver replies."""
         report = PassReport()
         self.check_mailbox(report, on_message)
+        report.scheduled = self.remind()
         report.delivery = self.deliver()
         return report
+
+    def remind(self) -> list[str]:
+        """Queue what the clock makes due: change notices (and promotions after a raised
+        capacity) for events edited in config, then reminders. Idempotent."""
+        now = self.clock()
+        out = Queued()
+        with self.session() as session:
+            announce_changes(session, self.mailer, now, out)
+            queue_reminders(session, self.mailer, now, out)
+            session.commit()
+        for line in out.queued:
+            log.info("queued %s", line)
+        return out.queued
 
     def check_mailbox(
         self, report: PassReport, on_message: Callable[[MessageResult], None] | None = None
@@ -217,6 +235,7 @@ class App:
             now=self.clock(),
             sender=outbox.from_address,
             max_attempts=outbox.max_attempts,
+            max_per_minute=outbox.max_per_minute,
         )
 
 

@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # log-like lines: never wrapped mid-sentence
 out = Console()
 log = logging.getLogger("mailbot")
 
@@ -224,6 +224,7 @@ def _run_pass(app_: App) -> PassReport:
     ) as progress:
         task = progress.add_task("messages", total=None)
         app_.check_mailbox(report, on_message=lambda _r: progress.advance(task))
+    report.scheduled = app_.remind()
     report.delivery = app_.deliver()
     return report
 
@@ -234,10 +235,83 @@ def _print_pass(report: PassReport) -> None:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no new messages"
     d = report.delivery
+    scheduled = f"; {len(report.scheduled)} reminder/change mail(s) queued" if report.scheduled else ""
+    deferred = f", {d.deferred} left for the next run" if d.deferred else ""
     err.print(
-        f"pass done: {summary}; replies sent {d.sent}, retrying {d.retried}, failed {d.failed}",
+        f"pass done: {summary}{scheduled}; mails sent {d.sent}, retrying {d.retried}, "
+        f"failed {d.failed}{deferred}",
         highlight=False,
     )
+
+
+@app.command()
+def remind(
+    config: ConfigOpt = None,
+    outbox: OutboxOpt = None,
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Queue and send what is due at this moment: reminders before events, and notices of
+    events whose date, time or venue changed in the config. Safe to run repeatedly."""
+    from mailbot.app import build_app
+
+    settings = _settings(config, outbox=outbox, db=db)
+    _setup_logging(settings.log_level)
+    try:
+        app_ = build_app(settings, clock=_clock(now, settings))
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+    queued = app_.remind()
+    d = app_.deliver()
+    for line in queued:
+        out.print(f"queued {line}", highlight=False)
+    err.print(
+        f"{len(queued)} mail(s) queued; sent {d.sent}, retrying {d.retried}, failed {d.failed}"
+        + (f", {d.deferred} left for the next run" if d.deferred else ""),
+        highlight=False,
+    )
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, updated.")],
+    event: Annotated[Optional[str], typer.Option(help="Event key from the config (else sample data).")] = None,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Also print the HTML part.")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Render one reply template with sample data, as the admin's check after editing it."""
+    from mailbot.replies import event_context
+    from mailbot.template_samples import sample_context
+    from mailbot.templating import KINDS, Templates
+
+    if template not in KINDS:
+        raise _fail(f"unknown template {template!r}; choose one of: {', '.join(KINDS)}")
+    path = find_config(config)
+    settings: Settings | None = None
+    if path.exists() or config is not None:
+        settings = _settings(config)
+    event_data = None
+    if event is not None:
+        if settings is None:
+            raise _fail("--event needs a config file (--config or $MAILBOT_CONFIG)")
+        try:
+            event_data = event_context(settings.event(event))
+        except KeyError as e:
+            raise _fail(f"--event {event!r} is not a configured event key") from e
+    context = sample_context(template, event_data)
+    if settings is not None:
+        context["signature"] = settings.signature
+        context["organiser_email"] = settings.outbox.from_address
+    templates = Templates(settings.templates_dir if settings else None)
+    try:
+        rendered = templates.render(template, context)
+    except Exception as e:  # noqa: BLE001 - the admin needs the template error itself
+        raise _fail(f"template {template}: {type(e).__name__}: {e}") from e
+    out.print(f"[bold]Subject:[/bold] {rendered.subject}\n", highlight=False)
+    out.print(rendered.text, markup=False, highlight=False, soft_wrap=True)
+    if html:
+        out.rule("HTML")
+        out.print(rendered.html, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

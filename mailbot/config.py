@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -146,6 +147,8 @@ class OutboxSettings(Secret):
     bcc: tuple[str, ...] = ()
     max_replies_per_address_per_day: int = Field(default=5, ge=1)
     max_attempts: int = Field(default=8, ge=1)
+    max_per_minute: int = Field(default=60, ge=1)
+    """Rate limit for sending; what is over it waits for the next delivery run."""
 
     _no_password = model_validator(mode="before")(_reject_inline_password)
 
@@ -169,6 +172,18 @@ class LimitSettings(_Model):
     parse_timeout_seconds: float = Field(default=60.0, gt=0)
 
 
+_OFFSET = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+
+
+def parse_offset(text: str) -> dt.timedelta:
+    """ "7d" → 7 days, "12h" → 12 hours, "30m" → 30 minutes."""
+    match = _OFFSET.match(text)
+    if not match:
+        raise ValueError(f"reminder offset {text!r}: expected a number and d, h or m, e.g. \"7d\"")
+    amount, unit = int(match.group(1)), match.group(2)
+    return {"d": dt.timedelta(days=amount), "h": dt.timedelta(hours=amount), "m": dt.timedelta(minutes=amount)}[unit]
+
+
 class EventSettings(_Model):
     """One conference day of the cycle."""
 
@@ -177,17 +192,44 @@ class EventSettings(_Model):
     city: str = Field(min_length=1)
     date: dt.date
     start_time: dt.time = dt.time(10, 0)
+    end_time: dt.time | None = None
+    """When the day ends, for calendars; unset means six hours after the start."""
     venue: str = Field(min_length=1)
     address: str = Field(min_length=1)
     capacity: int = Field(default=100, ge=1)
+    """Seats: confirmed participants beyond it go to the waiting list."""
     registration_deadline: dt.date | None = None
     organisers: tuple[str, ...] = ()
+    reminders: tuple[str, ...] = ("7d", "1d")
+    """How long before the start reminders go out: "7d", "1d", "12h"."""
+
+    @field_validator("reminders")
+    @classmethod
+    def _offsets_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            parse_offset(item)
+        return value
 
     @model_validator(mode="after")
     def _deadline_before_event(self) -> EventSettings:
         if self.registration_deadline and self.registration_deadline > self.date:
             raise ValueError("registration_deadline is after the event date")
+        if self.end_time is not None and self.end_time <= self.start_time:
+            raise ValueError("end_time is not after start_time")
         return self
+
+    def starts_at(self, tz: ZoneInfo) -> dt.datetime:
+        return dt.datetime.combine(self.date, self.start_time, tzinfo=tz)
+
+    def ends_at(self, tz: ZoneInfo) -> dt.datetime:
+        if self.end_time is not None:
+            return dt.datetime.combine(self.date, self.end_time, tzinfo=tz)
+        return self.starts_at(tz) + dt.timedelta(hours=6)
+
+    @property
+    def reminder_offsets(self) -> tuple[dt.timedelta, ...]:
+        """Offsets before the start, longest first."""
+        return tuple(sorted((parse_offset(r) for r in self.reminders), reverse=True))
 
     @property
     def deadline(self) -> dt.date:

@@ -23,6 +23,8 @@ class PersonRow:
     position: str | None
     phone: str | None
     email: str | None
+    status: str = "confirmed"
+    """confirmed | waitlisted | cancelled | late (see mailbot.seats)"""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
                     "phone": reg.institution_phone,
                     "email": reg.institution_email,
                 },
-                participants=[PersonRow(p.full_name, p.job_title, p.phone, p.email) for p in people],
+                participants=[PersonRow(p.full_name, p.job_title, p.phone, p.email, p.status) for p in people],
                 workshops=[w for w in reg.workshops.split(",") if w],
                 remarks=reg.remarks,
                 consents={
@@ -82,6 +84,13 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
     return rows
 
 
+SEAT_PL = {
+    "confirmed": "potwierdzony",
+    "waitlisted": "lista rezerwowa",
+    "cancelled": "rezygnacja",
+    "late": "po terminie",
+}
+
 COLUMNS = (
     ("Wydarzenie", "event"),
     ("Kod zgłoszenia", "code"),
@@ -92,6 +101,7 @@ COLUMNS = (
     ("Stanowisko / funkcja", "position"),
     ("Telefon", "phone"),
     ("E-mail", "email"),
+    ("Udział", "seat"),
     ("Warsztaty", "workshops"),
     ("Uwagi", "remarks"),
     ("Zgoda RODO", "consent"),
@@ -103,12 +113,12 @@ COLUMNS = (
 def _flat(rows: Sequence[RegistrationRow]) -> list[list[Any]]:
     out: list[list[Any]] = []
     for r in rows:
-        people = r.participants or [PersonRow(None, None, None, None)]
+        people = r.participants or [PersonRow(None, None, None, None, "")]
         for i, p in enumerate(people, 1):
             out.append(
                 [
                     r.event, r.code, r.status, r.institution["name"], i, p.full_name, p.position,
-                    p.phone, p.email, ", ".join(r.workshops), r.remarks,
+                    p.phone, p.email, SEAT_PL.get(p.status, p.status), ", ".join(r.workshops), r.remarks,
                     "tak" if r.consents["data_processing"] else "nie",
                     "tak" if r.consents["newsletter"] else "nie",
                     r.sender,

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.config import EventSettings, Settings
 from mailbot.forms import Vocabulary
@@ -25,18 +25,18 @@ from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.loopguard import classify, safe_to_reply
 from mailbot.mailbox.base import Outcome, RawMessage
 from mailbot.mime import Attachment, MimeLimits, ParsedMessage, parse_message
-from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, enqueue, replies_today
-from mailbot.registrations import Applied, apply_form, participants_of
+from mailbot import cancellations
+from mailbot.bounces import clear_bounce, record_auto_reply, record_bounce
+from mailbot.intent import detect_withdrawal
+from mailbot.links import linked_registrations
+from mailbot.registrations import apply_form, find_correction_target
+from mailbot.replies import Answering, Mailer, Queued, cancelled, closed, corrected, promoted, welcome
+from mailbot.seats import allocate, promote
 from mailbot.store.blobs import BlobStore
-from mailbot.store.tables import InboundMessage, StoredAttachment
-from mailbot.templating import Templates
+from mailbot.store.tables import InboundMessage, Registration, StoredAttachment
 
 log = logging.getLogger(__name__)
 
-WORKSHOP_NAMES = {
-    "A": "Zarządzanie strategiczne w partnerstwie",
-    "B": "Zarządzanie relacjami w partnerstwie",
-}
 FOLDER_OF: dict[str, Outcome] = {
     "registered": "processed",
     "needs_review": "needs_review",
@@ -59,8 +59,7 @@ class IngestContext:
     settings: Settings
     session_factory: Callable[[], Session]
     blobs: BlobStore
-    templates: Templates
-    blank_form: Callable[[EventSettings], FileAttachment]
+    mailer: Mailer
     now: Callable[[], dt.datetime]
     events: tuple[EventRef, ...] = ()
     form_limits: Limits = Limits()
@@ -115,19 +114,6 @@ def _headers_only(raw: bytes) -> bytes:
 
 def events_for_forms(settings: Settings) -> tuple[EventRef, ...]:
     return tuple(EventRef(key=e.key, title=e.title, city=e.city, date=e.date) for e in settings.events)
-
-
-def event_context(event: EventSettings) -> dict[str, object]:
-    return {
-        "key": event.key,
-        "title": event.title,
-        "city": event.city,
-        "date": event.date,
-        "start_time": event.start_time,
-        "venue": event.venue,
-        "address": event.address,
-        "deadline": event.deadline,
-    }
 
 
 def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
@@ -226,10 +212,18 @@ def _decide(
         decision.escalate("needs_review", f"message too large ({len(raw.data)} bytes); not opened")
         return decision
     verdict = classify(parsed, settings.replying_as)
+    if verdict is not None and verdict.kind == "bounce":
+        decision.outcome = "ignored"
+        decision.reasons.append(f"bounce: {verdict.reason}; {record_bounce(session, parsed, now)}")
+        return decision
     if verdict is not None and verdict.kind in _NEVER_FORMS:
         decision.outcome = "ignored"
         decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
         return decision
+    if verdict is not None and verdict.kind == "auto_reply":
+        record_auto_reply(session, parsed.from_addr, now)
+    else:
+        clear_bounce(session, parsed.from_addr)
 
     assert inbound.id is not None
     forms: list[tuple[StoredAttachment, FormData]] = []
@@ -254,30 +248,121 @@ def _decide(
             return decision
         decision.reasons.append(f"no reply: {verdict.kind} ({verdict.reason})")
         reply_addr = None
-    if not forms:
-        why = (
-            "blank form returned unfilled"
-            if blank_returned and not unreadable
-            else "; ".join(f"cannot read {u}" for u in unreadable)
-            if unreadable
-            else "no registration form attached"
-        )
-        decision.escalate("needs_review", why)
-        event = _fallback_event(settings, now)
-        if event is not None:
-            _reply(
-                ctx, session, decision, inbound, parsed, reply_addr, now,
-                kind="no_form",
-                event=event,
-                extra={
-                    "unreadable": [u.split(":", 1)[0] for u in unreadable],
-                    "blank_form_returned": blank_returned,
-                },
-                attach_blank=True,
-            )
-        return decision
+    answering = Answering(inbound, parsed) if verdict is None else None
+    out = Queued()
+    linked = linked_registrations(session, parsed)
+    withdrawal = detect_withdrawal(parsed.subject, parsed.text) if verdict is None else None
+    if withdrawal is not None and withdrawal.kind == "unclear":
+        decision.escalate("needs_review", f"{withdrawal.reason}; nothing changed, a person should read it")
+    elif withdrawal is not None and withdrawal.kind == "cancel":
+        assert answering is not None
+        _withdraw(ctx, session, decision, answering, reply_addr, linked, forms, withdrawal.reason, now, out)
+    elif forms:
+        _register(ctx, session, decision, inbound, answering, reply_addr, linked, forms, now, out)
+    else:
+        _no_form(ctx, session, decision, answering, reply_addr, linked, unreadable, blank_returned, now, out)
+    decision.replies.extend(out.queued)
+    for skipped in out.skipped:
+        decision.escalate("needs_review", skipped)
+    if out.queued:
+        decision.reasons.append("queued " + ", ".join(out.queued))
+    return decision
 
-    by_event: dict[str, list[tuple[Applied, FormData]]] = {}
+
+def _today(settings: Settings, now: dt.datetime) -> dt.date:
+    return now.astimezone(settings.tz).date()
+
+
+def _open_event_keys(settings: Settings, now: dt.datetime) -> list[str]:
+    today = _today(settings, now)
+    return [e.key for e in settings.events if e.date >= today]
+
+
+def _no_form(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering | None,
+    reply_addr: str | None,
+    linked: Sequence[Registration],
+    unreadable: Sequence[str],
+    blank_returned: bool,
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """No form: send the blank one — unless the sender is already registered, in which
+    case it is a question or a thank-you for the organisers, not a missing form."""
+    settings = ctx.settings
+    why = (
+        "blank form returned unfilled"
+        if blank_returned and not unreadable
+        else "; ".join(f"cannot read {u}" for u in unreadable)
+        if unreadable
+        else "no registration form attached"
+    )
+    known = list(linked) or (
+        _registrations_of_sender(session, reply_addr, _open_event_keys(settings, now)) if reply_addr else []
+    )
+    if known and not unreadable and not blank_returned:
+        codes = ", ".join(r.code for r in known[:5])
+        decision.escalate("needs_review", f"message about {codes} without a form: for the organisers to read")
+        return
+    decision.escalate("needs_review", why)
+    event = _fallback_event(settings, now)
+    if event is None or reply_addr is None or answering is None:
+        if reply_addr is None:
+            decision.reasons.append("no no_form reply: no address we may answer")
+        return
+    if ctx.mailer.over_daily_cap(session, reply_addr, now):
+        cap = settings.outbox.max_replies_per_address_per_day
+        out.skipped.append(f"no no_form to {reply_addr}: already {cap} automatic mails today")
+        return
+    row = ctx.mailer.queue(
+        session,
+        kind="no_form",
+        event=event,
+        to=reply_addr,
+        now=now,
+        dedupe=f"no_form:{answering.inbound.dedupe_key}",
+        context={
+            "unreadable": [u.split(":", 1)[0] for u in unreadable],
+            "blank_form_returned": blank_returned,
+        },
+        to_name=answering.parsed.from_name if reply_addr == answering.parsed.from_addr else None,
+        answering=answering,
+        attach_blank=True,
+    )
+    out.add(row, "no_form", reply_addr)
+
+
+def _registrations_of_sender(session: Session, address: str, open_keys: Sequence[str]) -> list[Registration]:
+    return list(
+        session.exec(
+            select(Registration).where(
+                Registration.sender_email == address.casefold(),
+                col(Registration.event_key).in_(open_keys),
+                Registration.status != "cancelled",
+            )
+        ).all()
+    )
+
+
+def _register(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    inbound: InboundMessage,
+    answering: Answering | None,
+    reply_addr: str | None,
+    linked: Sequence[Registration],
+    forms: Sequence[tuple[StoredAttachment, FormData]],
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    settings = ctx.settings
+    mailer = ctx.mailer
+    today = _today(settings, now)
+    assert inbound.id is not None
     for index, (stored, form) in enumerate(forms):
         event_key = form.event or settings.default_event
         if event_key is None:
@@ -287,10 +372,15 @@ def _decide(
             )
             continue
         event = settings.event(event_key)
-        if now.astimezone(settings.tz).date() > event.deadline:
+        target = next((r for r in linked if r.event_key == event_key and r.status != "cancelled"), None)
+        if target is None:
+            target = find_correction_target(session, event_key=event_key, sender=inbound.from_addr, form=form)
+        over = today > event.date
+        late = over or (today > event.deadline and target is None)
+        if over and target is not None:
             decision.escalate(
                 "needs_review",
-                f"{stored.filename}: registration for {event_key} closed on {event.deadline.isoformat()}",
+                f"{stored.filename}: corrects {target.code} after {event_key} took place; not applied",
             )
             continue
         applied = apply_form(
@@ -298,39 +388,85 @@ def _decide(
             form,
             event_key=event_key,
             event_defaulted=form.event is None,
-            sender=parsed.from_addr,
+            sender=inbound.from_addr,
             inbound_id=inbound.id,
             attachment_id=stored.id,
             seed=f"{inbound.dedupe_key}:{index}",
             now=now,
+            target=target,
+            late=late,
         )
         reg = applied.registration
         decision.registrations.append(reg.code)
+        prefix = f"{form.file}: " if len(forms) > 1 else ""
+        problems = [prefix + p.message for p in applied.blocking_problems]
+        if late:
+            reason = "event_over" if over else "deadline"
+            decision.escalate(
+                "needs_review",
+                f"late registration {reg.code} for {event_key} (registration closed on "
+                f"{event.deadline.isoformat()}): stored, not seated — organisers decide",
+            )
+            if answering is not None:
+                closed(session, mailer, reg, event, answering=answering, reply_to=reply_addr,
+                       reason=reason, now=now, out=out)
+            continue
+        allocate(session, event_key, event.capacity, applied.added, now)
+        waiting = sum(1 for p in applied.added if p.status == "waitlisted")
         verb = "registered" if applied.created else "corrected"
         decision.reasons.append(
             f"{verb} {reg.code} for {event_key}"
             + (f" (incomplete: {len(applied.blocking_problems)} problem(s))" if applied.blocking_problems else "")
+            + (f" ({waiting} on the waiting list)" if waiting else "")
         )
-        by_event.setdefault(event_key, []).append((applied, form))
+        if answering is None:
+            continue
+        if applied.created:
+            welcome(session, mailer, reg, event, answering=answering, reply_to=reply_addr,
+                    problems=problems, now=now, out=out)
+        else:
+            corrected(session, mailer, applied, event, answering=answering, reply_to=reply_addr,
+                      problems=problems, now=now, out=out)
+        if any(g.status == "confirmed" for g in applied.removed):
+            moved = promote(session, event_key, event.capacity, now)
+            promoted(session, mailer, moved, event, now=now, out=out)
 
-    for event_key, items in by_event.items():
-        event = settings.event(event_key)
-        incomplete = any(a.blocking_problems for a, _ in items)
-        problems: list[str] = []
-        for applied, form in items:
-            prefix = f"{form.file}: " if len(forms) > 1 else ""
-            problems.extend(prefix + p.message for p in applied.blocking_problems)
-        _reply(
-            ctx, session, decision, inbound, parsed, reply_addr, now,
-            kind="incomplete" if incomplete else "ack",
-            event=event,
-            extra={
-                "registrations": [_registration_context(session, a) for a, _ in items],
-                "problems": problems,
-            },
-            registration_id=items[0][0].registration.id,
-        )
-    return decision
+
+def _withdraw(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering,
+    reply_addr: str | None,
+    linked: Sequence[Registration],
+    forms: Sequence[tuple[StoredAttachment, FormData]],
+    why: str,
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    settings = ctx.settings
+    result = cancellations.plan(
+        session,
+        answering.parsed,
+        linked=linked,
+        form_people=[(p.full_name, p.email) for _, f in forms for p in f.participants],
+        open_keys=_open_event_keys(settings, now),
+    )
+    if isinstance(result, cancellations.Unclear):
+        decision.escalate("needs_review", f"{why}; {result.reason}")
+        return
+    for withdrawal in result:
+        reg = withdrawal.registration
+        event = settings.event(reg.event_key)
+        freed = cancellations.apply(session, withdrawal, now)
+        decision.registrations.append(reg.code)
+        names = ", ".join(p.full_name or "(no name)" for p in withdrawal.people)
+        decision.reasons.append(f"{why}; cancelled {names} on {reg.code}")
+        cancelled(session, ctx.mailer, reg, withdrawal.people, event, answering=answering,
+                  reply_to=reply_addr, now=now, out=out)
+        if freed:
+            moved = promote(session, reg.event_key, event.capacity, now)
+            promoted(session, ctx.mailer, moved, event, now=now, out=out)
 
 
 def _parse_attachment(
@@ -384,84 +520,3 @@ def _fallback_event(settings: Settings, now: dt.datetime) -> EventSettings | Non
             return event
     upcoming = sorted((e for e in settings.events if today <= e.deadline), key=lambda e: e.date)
     return upcoming[0] if upcoming else None
-
-
-def _registration_context(session: Session, applied: Applied) -> dict[str, object]:
-    reg = applied.registration
-    assert reg.id is not None
-    return {
-        "code": reg.code,
-        "institution": reg.institution_name,
-        "workshops": [w for w in reg.workshops.split(",") if w],
-        "participants": [
-            {"full_name": p.full_name, "job_title": p.job_title, "email": p.email}
-            for p in participants_of(session, reg.id)
-        ],
-    }
-
-
-def _reply(
-    ctx: IngestContext,
-    session: Session,
-    decision: _Decision,
-    inbound: InboundMessage,
-    parsed: ParsedMessage,
-    to: str | None,
-    now: dt.datetime,
-    *,
-    kind: str,
-    event: EventSettings,
-    extra: dict[str, object],
-    attach_blank: bool = False,
-    registration_id: int | None = None,
-) -> None:
-    settings = ctx.settings
-    if to is None:
-        decision.reasons.append(f"no {kind} reply: no address we may answer")
-        return
-    cap = settings.outbox.max_replies_per_address_per_day
-    if replies_today(session, to, now) >= cap:
-        decision.escalate("needs_review", f"no {kind} reply: {to} already got {cap} automatic replies today")
-        return
-    attachments: Sequence[FileAttachment] = [ctx.blank_form(event)] if attach_blank else []
-    context: dict[str, object] = {
-        "event": event_context(event),
-        "registrations": [],
-        "problems": [],
-        "unreadable": [],
-        "blank_form_returned": False,
-        "attachment_name": attachments[0].filename if attachments else "",
-        "recipient_name": parsed.from_name if to == parsed.from_addr else None,
-        "signature": settings.signature,
-        "organiser_email": settings.outbox.from_address,
-        "original_subject": parsed.subject or "(bez tematu)",
-        "workshop_names": WORKSHOP_NAMES,
-        **extra,
-    }
-    rendered = ctx.templates.render(kind, context)
-    dedupe = f"reply:{inbound.dedupe_key}:{event.key}"
-    message = compose(
-        sender=Sender(settings.outbox.from_address, settings.outbox.from_name),
-        to=to,
-        to_name=context["recipient_name"] if isinstance(context["recipient_name"], str) else None,
-        rendered=rendered,
-        kind=kind,
-        dedupe_key=dedupe,
-        ref=inbound.ref,
-        now=now,
-        reply_to=ReplyTo(parsed.message_id, parsed.references),
-        attachments=attachments,
-    )
-    row = enqueue(
-        session,
-        message=message,
-        kind=kind,
-        dedupe_key=dedupe,
-        to=to,
-        bcc=settings.outbox.bcc,
-        now=now,
-        inbound_id=inbound.id,
-        registration_id=registration_id,
-    )
-    if row is not None:
-        decision.replies.append(f"{kind} → {to}")

@@ -66,6 +66,9 @@ class DeliveryStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    deferred: int = 0
+    """Due but left for the next run: over the per-minute rate limit, or behind a
+    connection that could not be opened."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -185,8 +188,12 @@ def compose(
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     for att in attachments:
-        maintype, _, subtype = att.content_type.partition("/")
-        msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename)
+        kind, *raw_params = (part.strip() for part in att.content_type.split(";"))
+        maintype, _, subtype = kind.partition("/")
+        params = dict(p.split("=", 1) for p in raw_params if "=" in p)
+        msg.add_attachment(
+            att.data, maintype=maintype, subtype=subtype, filename=att.filename, params=params
+        )
     return msg
 
 
@@ -263,21 +270,30 @@ def deliver_due(
     now: dt.datetime,
     sender: str,
     max_attempts: int,
+    max_per_minute: int = 60,
     limit: int = 500,
 ) -> DeliveryStats:
-    """Send every queued row that is due, each committed on its own."""
+    """Send every queued row that is due, each committed on its own, within the rate
+    limit: at most ``max_per_minute`` mails accepted in any minute (counted from the
+    rows' ``sent_at``, so it holds across runs and restarts)."""
     stats = DeliveryStats()
     with session_factory() as session:
         sweep_stuck(session, now)
-        due_ids = session.exec(
-            select(OutboundMail.id)
-            .where(
-                col(OutboundMail.status).in_(("queued", "retry")),
-                col(OutboundMail.next_attempt_at) <= now,
-            )
-            .order_by(col(OutboundMail.id))
-            .limit(limit)
-        ).all()
+        sent_last_minute = session.exec(
+            select(func.count())
+            .select_from(OutboundMail)
+            .where(OutboundMail.status == "sent", col(OutboundMail.sent_at) > now - dt.timedelta(minutes=1))
+        ).one()
+        budget = max(0, min(limit, max_per_minute - int(sent_last_minute)))
+        due = select(OutboundMail.id).where(
+            col(OutboundMail.status).in_(("queued", "retry")),
+            col(OutboundMail.next_attempt_at) <= now,
+        )
+        due_ids = session.exec(due.order_by(col(OutboundMail.id)).limit(budget)).all() if budget else []
+        waiting = session.exec(select(func.count()).select_from(due.subquery())).one()
+        stats.deferred = int(waiting) - len(due_ids)
+    if stats.deferred:
+        log.info("rate limit %d/min: %d due mail(s) wait for the next run", max_per_minute, stats.deferred)
     if not due_ids:
         return stats
     opened = False
@@ -292,10 +308,26 @@ def deliver_due(
                 row.attempts += 1
                 session.add(row)
                 session.commit()
-                try:
-                    if not opened:
+                if not opened:
+                    try:
                         transport.open()
                         opened = True
+                    except DeliveryError as e:
+                        # The server, not this mail, is the problem: put the row back
+                        # and leave the rest of the queue untouched for the next run.
+                        # Not this mail's attempt: it keeps its count of tries.
+                        row.attempts -= 1
+                        row.status = "retry"
+                        row.next_attempt_at = now + backoff(1)
+                        row.last_error = str(e)[:2000]
+                        session.add(row)
+                        session.commit()
+                        stats.retried += 1
+                        stats.errors.append(str(e))
+                        stats.deferred += len(due_ids) - due_ids.index(row_id) - 1
+                        log.warning("cannot reach the mail server (%s); %d mail(s) wait", e, stats.deferred + 1)
+                        break
+                try:
                     recipients = tuple(a for a in row.envelope_to.split("\n") if a)
                     transport.send(Envelope(sender, recipients, row.raw, row.dedupe_key))
                 except DeliveryError as e:

@@ -16,8 +16,9 @@ import datetime as dt
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -35,12 +36,34 @@ _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud o
 
 
 @dataclass(frozen=True)
+class Change:
+    """One difference a corrected form made, worded for the participant."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class PersonGone:
+    """Someone a corrected form no longer lists."""
+
+    full_name: str | None
+    email: str | None
+    status: str
+
+
+@dataclass(frozen=True)
 class Applied:
     """What applying one form did."""
 
     registration: Registration
     created: bool
     blocking_problems: tuple[Problem, ...]
+    added: tuple[Participant, ...] = ()
+    """People new to this registration: they need a seat (or a place in the queue)."""
+    removed: tuple[PersonGone, ...] = ()
+    changes: tuple[Change, ...] = ()
 
 
 def _fold(text: str | None) -> str:
@@ -51,7 +74,7 @@ def _fold(text: str | None) -> str:
     return " ".join(stripped.replace("ł", "l").split())
 
 
-def _people_keys(names_emails: Iterable[tuple[str | None, str | None]]) -> set[str]:
+def people_keys(names_emails: Iterable[tuple[str | None, str | None]]) -> set[str]:
     keys: set[str] = set()
     for name, email in names_emails:
         if email:
@@ -105,19 +128,19 @@ def find_correction_target(
     """The registration this form corrects, if any (same sender, event, and people)."""
     if not sender:
         return None
-    new_keys = _people_keys((p.full_name, p.email) for p in form.participants)
+    new_keys = people_keys((p.full_name, p.email) for p in form.participants)
     candidates = session.exec(
         select(Registration)
         .where(
             Registration.event_key == event_key,
             col(Registration.sender_email) == sender.casefold(),
-            Registration.status != "cancelled",
+            col(Registration.status).in_(("confirmed", "incomplete", "late")),
         )
         .order_by(col(Registration.id).desc())
     ).all()
     for reg in candidates:
         old = session.exec(select(Participant).where(Participant.registration_id == reg.id)).all()
-        old_keys = _people_keys((p.full_name, p.email) for p in old)
+        old_keys = people_keys((p.full_name, p.email) for p in old)
         if new_keys & old_keys or (not new_keys and not old_keys):
             return reg
     return None
@@ -134,10 +157,20 @@ def apply_form(
     attachment_id: int | None,
     seed: str,
     now: dt.datetime,
+    target: Registration | None = None,
+    late: bool = False,
 ) -> Applied:
-    """Create or correct the registration for one parsed form (no commit here)."""
+    """Create or correct the registration for one parsed form (no commit here).
+
+    ``target`` is a registration the message is explicitly tied to (its code quoted, or
+    a reply to our mail about it); otherwise the same-sender rule finds corrections.
+    People who stay on a corrected form keep their seat and their place in the queue.
+    """
     blocking = blocking_problems(form, event_defaulted=event_defaulted)
-    status = "incomplete" if blocking else "confirmed"
+    if target is None or target.event_key != event_key or target.status == "cancelled":
+        target = find_correction_target(session, event_key=event_key, sender=sender, form=form)
+    is_late = late or (target is not None and target.status == "late")
+    status = "late" if is_late else "incomplete" if blocking else "confirmed"
     inst = form.institution
     consents = form.consents
     fields = dict(
@@ -151,25 +184,27 @@ def apply_form(
         remarks=form.remarks,
         consent_data_processing=bool(consents and consents.data_processing),
         consent_newsletter=bool(consents and consents.newsletter),
-        sender_email=sender.casefold() if sender else None,
         problems_json=json.dumps([asdict(p) for p in form.problems], ensure_ascii=False),
         source_inbound_id=inbound_id,
         source_attachment_id=attachment_id,
         updated_at=now,
     )
-    target = find_correction_target(session, event_key=event_key, sender=sender, form=form)
+    old_people: list[Participant] = []
+    before: dict[str, object] = {}
     if target is not None:
         assert target.id is not None
+        before = json.loads(_snapshot(session, target))
         session.add(
             RegistrationVersion(
                 registration_id=target.id,
                 version=target.version,
-                snapshot_json=_snapshot(session, target),
+                snapshot_json=json.dumps(before, ensure_ascii=False, sort_keys=True),
                 replaced_by_inbound_id=inbound_id,
                 replaced_at=now,
             )
         )
-        for old in session.exec(select(Participant).where(Participant.registration_id == target.id)):
+        old_people = list(participants_of(session, target.id))
+        for old in old_people:
             session.delete(old)
         for key, value in fields.items():
             setattr(target, key, value)
@@ -177,24 +212,113 @@ def apply_form(
         reg, created = target, False
     else:
         taken = set(session.exec(select(Registration.code)).all())
-        reg = Registration(code=make_code(event_key, seed, taken), created_at=now, **fields)  # type: ignore[arg-type]
+        reg = Registration(
+            code=make_code(event_key, seed, taken),
+            created_at=now,
+            sender_email=sender.casefold() if sender else None,
+            **fields,  # type: ignore[arg-type]
+        )
         created = True
     session.add(reg)
     session.flush()
     assert reg.id is not None
+    unmatched_old = list(old_people)
+    added: list[Participant] = []
     for i, p in enumerate(form.participants):
-        session.add(
-            Participant(
-                registration_id=reg.id,
-                position=i,
-                full_name=p.full_name,
-                job_title=p.position,
-                phone=p.phone,
-                email=p.email,
-            )
+        keys = people_keys([(p.full_name, p.email)])
+        previous = next(
+            (o for o in unmatched_old if keys & people_keys([(o.full_name, o.email)])), None
         )
+        person = Participant(
+            registration_id=reg.id,
+            position=i,
+            full_name=p.full_name,
+            job_title=p.position,
+            phone=p.phone,
+            email=p.email,
+            status="late" if is_late else "confirmed",
+            registered_at=now,
+            status_changed_at=now,
+        )
+        if previous is not None:
+            unmatched_old.remove(previous)
+            if not is_late:
+                person.status = previous.status
+            person.registered_at = previous.registered_at
+            person.status_changed_at = previous.status_changed_at
+        elif not is_late:
+            added.append(person)
+        session.add(person)
     session.flush()
-    return Applied(registration=reg, created=created, blocking_problems=blocking)
+    removed = tuple(
+        PersonGone(full_name=o.full_name, email=o.email, status=o.status)
+        for o in unmatched_old
+        if o.status != "cancelled"
+    )
+    changes = describe_changes(before, json.loads(_snapshot(session, reg))) if before else ()
+    return Applied(
+        registration=reg,
+        created=created,
+        blocking_problems=blocking,
+        added=tuple(added),
+        removed=removed,
+        changes=changes,
+    )
+
+
+_FIELD_LABELS = {
+    "institution_name": "Nazwa instytucji",
+    "institution_address": "Adres instytucji",
+    "institution_phone": "Telefon instytucji",
+    "institution_email": "E-mail instytucji",
+    "workshops": "Warsztaty",
+    "remarks": "Uwagi",
+    "consent_data_processing": "Zgoda na przetwarzanie danych",
+    "consent_newsletter": "Zgoda na informacje o kolejnych konferencjach",
+}
+_PERSON_LABELS = {
+    "full_name": "imię i nazwisko",
+    "job_title": "stanowisko",
+    "phone": "telefon",
+    "email": "e-mail",
+}
+_NONE = "—"
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "tak" if value else "nie"
+    text = "" if value is None else str(value).strip()
+    return text or _NONE
+
+
+def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
+    """What a corrected form changed, in the words of the ``updated`` mail.
+
+    People are matched by name or e-mail like corrections are, so a fixed phone number
+    reads as a change of that person, not as one person removed and another added."""
+    changes = [
+        Change(label, _shown(before.get(key)), _shown(after.get(key)))
+        for key, label in _FIELD_LABELS.items()
+        if _shown(before.get(key)) != _shown(after.get(key))
+    ]
+    old_people = list(before.get("participants") or [])
+    for person in after.get("participants") or []:
+        keys = people_keys([(person.get("full_name"), person.get("email"))])
+        match = next(
+            (o for o in old_people if keys & people_keys([(o.get("full_name"), o.get("email"))])), None
+        )
+        name = _shown(person.get("full_name"))
+        if match is None:
+            changes.append(Change("Nowy uczestnik", _NONE, name))
+            continue
+        old_people.remove(match)
+        for key, label in _PERSON_LABELS.items():
+            if _shown(match.get(key)) != _shown(person.get(key)):
+                changes.append(Change(f"{name}: {label}", _shown(match.get(key)), _shown(person.get(key))))
+    for gone in old_people:
+        changes.append(Change("Usunięty uczestnik", _shown(gone.get("full_name")), _NONE))
+    return tuple(changes)
 
 
 def participants_of(session: Session, registration_id: int) -> Sequence[Participant]:

@@ -42,7 +42,7 @@ from mailbot.forms.blank import (
 )
 from mailbot.forms.model import Consents, Institution, Participant
 
-__all__ = ["Sample", "demo_messages", "write_maildir"]
+__all__ = ["Sample", "SentMail", "demo_followups", "demo_messages", "write_maildir"]
 
 _WARSAW = zoneinfo.ZoneInfo("Europe/Warsaw")
 _WIRE = email.policy.compat32.clone(linesep="\r\n")  # RFC 5322 line ends
@@ -223,16 +223,24 @@ def _form(
 
 
 def _bounce(
-    *, when: dt.datetime, organiser: str, recipient: str, original_subject: str, original_time: dt.datetime
+    *,
+    when: dt.datetime,
+    organiser: str,
+    recipient: str,
+    original_subject: str,
+    original_time: dt.datetime,
+    original_id: str | None = None,
+    diag: str | None = None,
+    name: str = "j_bounce",
 ) -> bytes:
     """A Postfix-style delivery status notification for a reply the organiser sent."""
     org_domain = organiser.split("@")[1]
     mta = f"mail.{org_domain}"
     rcpt_domain = recipient.split("@")[1]
-    boundary = "=_mailbot_j_bounce_1"
-    original_id = _message_id("reply", original_time, org_domain)
+    boundary = f"=_mailbot_{name}_1"
+    original_id = original_id or _message_id("reply", original_time, org_domain)
     subject = Header(original_subject, "utf-8").encode()
-    diag = f"550 5.1.1 <{recipient}>: Recipient address rejected: User unknown in virtual mailbox table"
+    diag = diag or f"550 5.1.1 <{recipient}>: Recipient address rejected: User unknown in virtual mailbox table"
     lines = [
         "Return-Path: <>",
         f"Date: {format_datetime(when)}",
@@ -274,7 +282,7 @@ def _bounce(
         f"Final-Recipient: rfc822; {recipient}",
         f"Original-Recipient: rfc822;{recipient}",
         "Action: failed",
-        "Status: 5.1.1",
+        f"Status: {diag.split()[1]}",
         f"Remote-MTA: dns; mx.{rcpt_domain}",
         f"Diagnostic-Code: smtp; {diag}",
         "",
@@ -672,7 +680,89 @@ def demo_messages(
     return samples
 
 
-def write_maildir(samples: Iterable[Sample], path: Path) -> None:
+@dataclass(frozen=True)
+class SentMail:
+    """A mail mailbot sent in the demo's first pass, as the recipient sees it."""
+
+    message_id: str
+    subject: str
+    when: dt.datetime
+
+
+def demo_followups(
+    *, organiser_address: str, base_time: dt.datetime, sent: dict[str, SentMail]
+) -> list[Sample]:
+    """What comes back after the first replies: a withdrawal answering an
+    acknowledgement, a question that only sounds like one, and a bounce of an
+    acknowledgement. ``sent`` maps a recipient address to the mail we sent them."""
+    if base_time.tzinfo is None:
+        base_time = base_time.replace(tzinfo=_WARSAW)
+    samples: list[Sample] = []
+    lis = _Person("Tomasz Lis", "t.lis@um-brzezina.example.pl")
+    nowicki = _Person("Paweł Nowicki", "p.nowicki@powiat-dabrowa.example.pl")
+    zielinski = "m.zielinski@powiat-dabrowa.example.pl"
+
+    def quoted(original: SentMail) -> str:
+        stamp = original.when.astimezone(_WARSAW)
+        return (
+            f"\n\nW dniu {stamp:%d.%m.%Y o %H:%M}, {organiser_address} pisze:\n"
+            "> Dzień dobry,\n> dziękujemy za przesłanie zgłoszenia. Potwierdzamy udział w konferencji.\n"
+        )
+
+    if lis.email in sent:
+        ack = sent[lis.email]
+        msg = _mail(
+            "m",
+            sender=lis,
+            to=organiser_address,
+            subject=f"Re: {ack.subject}",
+            body=(
+                "Dzień dobry,\n\nniestety z powodu obowiązków służbowych rezygnuję z udziału "
+                "w konferencji. Przepraszam za kłopot.\n\nZ poważaniem\nTomasz Lis"
+                + quoted(ack)
+            ),
+            when=base_time - dt.timedelta(hours=3, minutes=12),
+            extra=[("In-Reply-To", ack.message_id), ("References", ack.message_id)],
+        )
+        samples.append(Sample("m_withdrawal", "Rezygnacja w odpowiedzi na potwierdzenie", _finish(msg)))
+    if nowicki.email in sent:
+        ack = sent[nowicki.email]
+        msg = _mail(
+            "n",
+            sender=nowicki,
+            to=organiser_address,
+            subject=f"Re: {ack.subject}",
+            body=(
+                "Dzień dobry,\n\nczy mogę zrezygnować tylko z warsztatu B, a w konferencji wziąć udział?\n\n"
+                "Pozdrawiam\nPaweł Nowicki" + quoted(ack)
+            ),
+            when=base_time - dt.timedelta(hours=2, minutes=40),
+            agent=_OUTLOOK,
+            extra=[("In-Reply-To", ack.message_id), ("References", ack.message_id)],
+        )
+        samples.append(Sample("n_unclear", "Pytanie, które tylko brzmi jak rezygnacja", _finish(msg)))
+    if zielinski in sent:
+        ack = sent[zielinski]
+        samples.append(
+            Sample(
+                "o_bounce_of_ack",
+                "Zwrot potwierdzenia: skrzynka uczestnika pełna",
+                _bounce(
+                    when=ack.when + dt.timedelta(seconds=6),
+                    organiser=organiser_address,
+                    recipient=zielinski,
+                    original_subject=ack.subject,
+                    original_time=ack.when,
+                    original_id=ack.message_id,
+                    diag=f"552 5.2.2 <{zielinski}>: Mailbox full, quota exceeded",
+                    name="o_bounce",
+                ),
+            )
+        )
+    return samples
+
+
+def write_maildir(samples: Iterable[Sample], path: Path, *, start: int = 0) -> None:
     """Deliver ``samples`` into a Maildir at ``path`` (``new/``), in order, reproducibly.
 
     File names are ``<Date epoch>.M<index>P0.mailbot-demo`` and mtimes are the Date
@@ -681,7 +771,7 @@ def write_maildir(samples: Iterable[Sample], path: Path) -> None:
     """
     for sub in ("tmp", "new", "cur"):
         (path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-    for index, sample in enumerate(samples):
+    for index, sample in enumerate(samples, start=start):
         headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(sample.data)
         date = headers.get("Date")
         stamp = int(parsedate_to_datetime(date).timestamp()) if date else 0

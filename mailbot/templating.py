@@ -9,6 +9,7 @@ render time instead of a silently blank line in a participant's mail.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,31 @@ from jinja2 import (
 
 from mailbot.resources import default_templates_dir
 
-KINDS = ("ack", "incomplete", "no_form")
+KINDS = (
+    "ack",
+    "incomplete",
+    "no_form",
+    "waitlist",
+    "promoted",
+    "cancelled",
+    "closed",
+    "reminder",
+    "changed",
+    "updated",
+)
+
+WITHDRAWAL_SENTENCE = (
+    "Aby zrezygnować z udziału, wystarczy odpowiedzieć na tę wiadomość, "
+    "wpisując w treści słowo „rezygnuję”."
+)
+"""The one footer sentence that names the withdrawal word. Templates print it through the
+``withdrawal_sentence`` global so it cannot drift from what the quote-stripper ignores;
+no other template text may contain a withdrawal word."""
+
+WITHDRAWAL_KINDS = ("ack", "updated", "waitlist", "promoted", "reminder", "changed")
+"""Kinds whose footer carries :data:`WITHDRAWAL_SENTENCE` (global ``withdrawal_kinds``)."""
+
+_EXTRA_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
 def date_pl(value: dt.date | dt.datetime) -> str:
@@ -40,6 +65,32 @@ def weekday_pl(value: dt.date | dt.datetime) -> str:
 
 def time_pl(value: dt.time) -> str:
     return str(format_time(value, "HH:mm", locale="pl"))
+
+
+def in_days_pl(days: int | None) -> str:
+    """When an event is, seen from a reminder: 'jutro', 'za tydzień', 'za 3 dni'."""
+    if days is None or days < 0:
+        return "wkrótce"
+    if days == 0:
+        return "dziś"
+    if days == 1:
+        return "jutro"
+    if days == 7:
+        return "za tydzień"
+    return f"za {days} dni"
+
+
+def plural_pl(count: int, one: str, few: str, many: str) -> str:
+    """The Polish noun form for ``count``: ``plural_pl(n, "osoba", "osoby", "osób")``.
+
+    1 → one; 2–4, 22–24, 32–34 … → few; everything else (0, 5–21, 25–31 …) → many.
+    """
+    n = abs(count)
+    if n == 1:
+        return one
+    if n % 10 in (2, 3, 4) and n % 100 not in (12, 13, 14):
+        return few
+    return many
 
 
 @dataclass(frozen=True)
@@ -68,6 +119,10 @@ class Templates:
         self.env.filters["date_pl"] = date_pl
         self.env.filters["weekday_pl"] = weekday_pl
         self.env.filters["time_pl"] = time_pl
+        self.env.filters["in_days_pl"] = in_days_pl
+        self.env.filters["plural_pl"] = plural_pl
+        self.env.globals["withdrawal_sentence"] = WITHDRAWAL_SENTENCE
+        self.env.globals["withdrawal_kinds"] = WITHDRAWAL_KINDS
 
     def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
         text_mod = self.env.get_template(f"{kind}.txt.j2").make_module(dict(context))
@@ -75,16 +130,28 @@ class Templates:
         subject = " ".join(str(getattr(text_mod, "subject", "")).split())
         if not subject:
             raise ValueError(f"template {kind}.txt.j2 does not set a subject")
-        return Rendered(subject=subject, text=str(text_mod).strip() + "\n", html=str(html_mod))
+        # Optional paragraphs leave runs of blank lines behind; a mail shows at most one.
+        text = _EXTRA_BLANK_LINES.sub("\n\n", str(text_mod)).strip() + "\n"
+        return Rendered(subject=subject, text=text, html=str(html_mod))
 
     def check(self, kinds: Sequence[str] = KINDS) -> list[str]:
-        """Names of templates that fail to load (for check-config)."""
+        """Problems with the templates, for check-config: files that fail to load, and
+        kinds that fail to render with sample data (a misspelt variable, a bad filter)."""
+        from mailbot.template_samples import sample_context  # it imports this module
+
         bad = []
         for kind in kinds:
+            loaded = True
             for part in ("txt", "html"):
                 name = f"{kind}.{part}.j2"
                 try:
                     self.env.get_template(name)
                 except Exception as e:  # noqa: BLE001 - reported to the admin verbatim
                     bad.append(f"{name}: {e}")
+                    loaded = False
+            if loaded:
+                try:
+                    self.render(kind, sample_context(kind))
+                except Exception as e:  # noqa: BLE001 - reported to the admin verbatim
+                    bad.append(f"{kind}: does not render with sample data: {type(e).__name__}: {e}")
         return bad

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from openpyxl import load_workbook
+
+from mailbot.templating import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "forms" / "examples"
@@ -28,28 +31,36 @@ def test_help_is_available_for_every_command() -> None:
         assert "Usage" in proc.stdout
 
 
-def test_the_demo_shows_registrations_and_replies_and_export_reads_them(tmp_path: Path) -> None:
+def test_the_demo_shows_every_kind_of_mail_and_export_reads_it(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = mailbot("demo", "--dir", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "Registrations" in proc.stdout and "Replies written" in proc.stdout
+    assert "Registrations at the end" in proc.stdout and "Mails written" in proc.stdout
     assert "Urząd Miejski w Brzezinie Opolskiej" in proc.stdout
     assert "Potwierdzenie zgłoszenia" in proc.stdout
-    assert len(list((out / "outbox" / "new").iterdir())) == 8
+    written = {
+        m.group(1) for m in re.finditer(r"^│ (\w+)\s+│ [\w.-]+@", proc.stdout, re.MULTILINE)
+    }
+    assert written == set(KINDS)  # every kind of mail, each in a realistic situation
+    files = len(list((out / "outbox" / "new").iterdir()))
+    assert files > 20
 
     # Running it again starts from scratch, with the same result.
     again = mailbot("demo", "--dir", str(out))
-    assert again.returncode == 0 and len(list((out / "outbox" / "new").iterdir())) == 8
+    assert again.returncode == 0 and len(list((out / "outbox" / "new").iterdir())) == files
 
     db = f"sqlite:///{out / 'state' / 'mailbot.db'}"
     exported = mailbot("export", "--config", str(DEMO), "--db", db, "--format", "json")
     assert exported.returncode == 0, exported.stderr
     rows = json.loads(exported.stdout)
-    assert len(rows) == 5 and {r["event"] for r in rows} == {"opole-2016"}
-    first = rows[0]
+    assert len(rows) == 6 and {r["event"] for r in rows} == {"opole-2016", "lublin-2016"}
+    first = next(r for r in rows if r["event"] == "opole-2016")
     assert first["institution"]["name"] == "Urząd Miejski w Brzezinie Opolskiej"
-    assert first["status"] == "confirmed" and first["source_message_id"].endswith("example.pl")
-    assert [p["full_name"] for p in first["participants"]] == ["Katarzyna Wróbel", "Tomasz Lis"]
+    assert first["source_message_id"].endswith("example.pl")
+    # Tomasz Lis withdrew by answering his acknowledgement; his colleague stays.
+    assert [(p["full_name"], p["status"]) for p in first["participants"]] == [
+        ("Katarzyna Wróbel", "confirmed"), ("Tomasz Lis", "cancelled"),
+    ]
 
     csv_out = mailbot("export", "--config", str(DEMO), "--db", db, "--format", "csv", "--event", "opole-2016")
     lines = csv_out.stdout.strip().splitlines()

@@ -46,6 +46,10 @@ EXPECTED_OUTCOMES = {
 }
 
 
+EXPECTED_REGISTRATIONS = 6  # a (and its duplicate h), b, c (corrected by g), e, f, l (late)
+EXPECTED_MAILS = 15  # see test_every_sender_is_answered_and_everyone_on_a_form_hears_once
+
+
 def make_settings(tmp_path: Path) -> Settings:
     base = load_settings(REPO / "config" / "demo.toml")
     return base.model_copy(
@@ -115,7 +119,8 @@ def test_registrations_and_their_participants_are_stored(demo: tuple[App, Settin
     app, _, _ = demo
     with app.session() as s:
         regs = {r.institution_name: r for r in s.exec(select(Registration))}
-        assert len(regs) == 5  # a (and its duplicate h), b, c (corrected by g), e, f
+        assert len(regs) == EXPECTED_REGISTRATIONS
+        assert regs["Urząd Miejski w Mirowie"].status == "late"
         brzezina = regs["Urząd Miejski w Brzezinie Opolskiej"]
         assert brzezina.status == "confirmed" and brzezina.event_key == "opole-2016" and brzezina.workshops == "A"
         people = s.exec(select(Participant).where(Participant.registration_id == brzezina.id)).all()
@@ -129,13 +134,24 @@ def test_registrations_and_their_participants_are_stored(demo: tuple[App, Settin
         assert '"status": "incomplete"' in history.snapshot_json
 
 
-def test_each_human_message_gets_exactly_one_polish_reply(demo: tuple[App, Settings, dict[str, str]]) -> None:
+def test_every_sender_is_answered_and_everyone_on_a_form_hears_once(
+    demo: tuple[App, Settings, dict[str, str]],
+) -> None:
     _, settings, _ = demo
     mails = sent_mails(settings)
     kinds = sorted(m["X-Mailbot-Kind"] for m in mails)
-    assert kinds == sorted(["ack", "ack", "incomplete", "no_form", "ack", "ack", "ack", "no_form"])
+    # a: 2 people, b: 3, c: the sender asked to complete + her colleague, e: the person
+    # and the secretariat that forwarded it, f: 2 people of whom the second is the 10th
+    # (capacity 9: waiting list); g corrects c; d and k get the blank form; l is late.
+    assert len(kinds) == EXPECTED_MAILS and kinds == sorted(
+        ["ack"] * 2 + ["ack"] * 3 + ["incomplete", "ack"] + ["ack"] * 2 + ["ack", "waitlist"]
+        + ["updated", "no_form", "no_form", "closed"]
+    )
+    assert len({m["To"].addresses[0].addr_spec for m in mails if m["X-Mailbot-Kind"] == "ack"}) == 9
+    senders = {parse_message(s.data).from_addr for s in samples_for(settings)}
     for m in mails:
-        assert m["Auto-Submitted"] == "auto-replied" and m["In-Reply-To"]
+        assert m["Auto-Submitted"] == "auto-replied"
+        assert bool(m["In-Reply-To"]) == (m["To"].addresses[0].addr_spec in senders)
         assert m["From"].addresses[0].addr_spec == settings.outbox.from_address
         assert "Dzień dobry" in m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     incomplete = next(m for m in mails if m["X-Mailbot-Kind"] == "incomplete")
@@ -165,8 +181,8 @@ def test_messages_put_back_in_the_inbox_are_recognised_not_registered_again(
     report = app.run_once()
     assert report.results and all(r.already_seen for r in report.results)
     with app.session() as s:
-        assert len(s.exec(select(Registration)).all()) == 5
-        assert len(s.exec(select(OutboundMail)).all()) == 8
+        assert len(s.exec(select(Registration)).all()) == EXPECTED_REGISTRATIONS
+        assert len(s.exec(select(OutboundMail)).all()) == EXPECTED_MAILS
 
 
 class CrashOnFile(MaildirSource):
@@ -194,8 +210,8 @@ def test_a_crash_between_storing_and_filing_leaves_no_duplicate(tmp_path: Path) 
     with restarted.session() as s:
         assert len(s.exec(select(Registration)).all()) == 1
         assert s.exec(select(InboundMessage)).one().filed
-        assert len(s.exec(select(OutboundMail)).all()) == 1
-    assert len(sent_mails(settings)) == 1
+        assert len(s.exec(select(OutboundMail)).all()) == 2  # the sender and her colleague
+    assert len(sent_mails(settings)) == 2
     assert list((settings.mailbox.path / "new").iterdir()) == []
 
 
@@ -218,7 +234,7 @@ def test_no_address_gets_more_replies_than_the_daily_cap(tmp_path: Path) -> None
     app = build_app(settings, clock=fixed_clock(NOW))
     report = app.run_once()
     assert len(sent_mails(settings)) == 2
-    assert sum("automatic replies today" in r.reason for r in report.results) == 2
+    assert sum("automatic mails today" in r.reason for r in report.results) == 2
 
 
 def test_a_broken_message_goes_to_review_and_does_not_block_the_others(tmp_path: Path) -> None:

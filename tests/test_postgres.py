@@ -40,10 +40,14 @@ from mailbot.store.tables import (
 
 try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in others
     from tests import pg
-    from tests.test_pipeline import EXPECTED_OUTCOMES, NOW, make_settings, ref_of, samples_for, sent_mails
+    from tests.test_pipeline import (
+        EXPECTED_MAILS, EXPECTED_OUTCOMES, EXPECTED_REGISTRATIONS, NOW, make_settings, ref_of, samples_for, sent_mails,
+    )
 except ImportError:
     import pg  # type: ignore[no-redef]
-    from test_pipeline import EXPECTED_OUTCOMES, NOW, make_settings, ref_of, samples_for, sent_mails  # type: ignore[no-redef]
+    from test_pipeline import (  # type: ignore[no-redef]
+        EXPECTED_MAILS, EXPECTED_OUTCOMES, EXPECTED_REGISTRATIONS, NOW, make_settings, ref_of, samples_for, sent_mails,
+    )
 
 # The PostgreSQL fixtures (tests/pg.py), bound here so pytest finds them for this module.
 postgres_server = pg.postgres_server
@@ -138,7 +142,7 @@ def test_the_pipeline_gives_the_same_results_as_on_sqlite(
     assert outcomes == EXPECTED_OUTCOMES
     with app.session() as s:
         regs = {r.institution_name: r for r in s.exec(select(Registration))}
-        assert len(regs) == 5  # a (and its duplicate h), b, c (corrected by g), e, f
+        assert len(regs) == EXPECTED_REGISTRATIONS
         brzezina = regs["Urząd Miejski w Brzezinie Opolskiej"]
         people = s.exec(select(Participant).where(Participant.registration_id == brzezina.id)).all()
         assert [(p.full_name, p.phone) for p in people] == [
@@ -152,8 +156,8 @@ def test_the_pipeline_gives_the_same_results_as_on_sqlite(
         ).all()
         assert '"status": "incomplete"' in history.snapshot_json
         assert lipowiec.created_at.utcoffset() is not None  # timezone-aware on the way back
-        assert len(s.exec(select(OutboundMail)).all()) == 8
-    assert len(sent_mails(settings)) == 8
+        assert len(s.exec(select(OutboundMail)).all()) == EXPECTED_MAILS
+    assert len(sent_mails(settings)) == EXPECTED_MAILS
     assert not list(tmp_path.rglob("*.db"))  # nothing went to a SQLite file by mistake
 
 
@@ -162,7 +166,7 @@ def test_a_second_pass_changes_nothing_and_redelivered_messages_are_recognised(
 ) -> None:
     app, settings, _ = pg_demo
     report = app.run_once()
-    assert report.results == [] and len(sent_mails(settings)) == 8
+    assert report.results == [] and len(sent_mails(settings)) == EXPECTED_MAILS
 
     inbox = settings.mailbox.path
     for folder in (".Processed", ".Needs-Review", ".Ignored"):
@@ -172,9 +176,9 @@ def test_a_second_pass_changes_nothing_and_redelivered_messages_are_recognised(
     report = app.run_once()
     assert len(report.results) == 12 and all(r.already_seen for r in report.results)
     with app.session() as s:
-        assert len(s.exec(select(Registration)).all()) == 5
-        assert len(s.exec(select(OutboundMail)).all()) == 8
-    assert len(sent_mails(settings)) == 8
+        assert len(s.exec(select(Registration)).all()) == EXPECTED_REGISTRATIONS
+        assert len(s.exec(select(OutboundMail)).all()) == EXPECTED_MAILS
+    assert len(sent_mails(settings)) == EXPECTED_MAILS
 
 
 def test_export_json_reads_registrations_from_postgresql(
@@ -189,8 +193,8 @@ def test_export_json_reads_registrations_from_postgresql(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert len(rows) == 5 and {r["event"] for r in rows} == {"opole-2016"}
-    first = rows[0]
+    assert len(rows) == EXPECTED_REGISTRATIONS and {r["event"] for r in rows} == {"opole-2016", "lublin-2016"}
+    first = next(r for r in rows if r["event"] == "opole-2016")
     assert first["institution"]["name"] == "Urząd Miejski w Brzezinie Opolskiej"
     assert first["status"] == "confirmed" and first["source_message_id"].endswith("example.pl")
     assert [p["full_name"] for p in first["participants"]] == ["Katarzyna Wróbel", "Tomasz Lis"]

@@ -97,7 +97,8 @@ class Registration(SQLModel, table=True):
     code: str = Field(unique=True, max_length=16)
     event_key: str = Field(index=True, max_length=64)
     status: str = Field(default="confirmed", max_length=20)
-    """confirmed | incomplete | cancelled"""
+    """confirmed | incomplete | cancelled | late (arrived after the deadline; kept for the
+    organisers, holds no seat)"""
     institution_name: str | None = Field(default=None)
     institution_address: str | None = Field(default=None)
     institution_phone: str | None = Field(default=None)
@@ -113,6 +114,7 @@ class Registration(SQLModel, table=True):
     version: int = 1
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    cancelled_at: dt.datetime | None = None
 
 
 class Participant(SQLModel, table=True):
@@ -127,6 +129,42 @@ class Participant(SQLModel, table=True):
     job_title: str | None = Field(default=None)
     phone: str | None = None
     email: str | None = Field(default=None, index=True)
+    status: str = Field(default="confirmed", index=True, max_length=20)
+    """confirmed (holds a seat) | waitlisted | cancelled | late"""
+    registered_at: dt.datetime = Field(default_factory=utcnow)
+    """When this person first appeared on a form: orders the waiting list and decides
+    which reminders they get; kept when a corrected form replaces the registration."""
+    status_changed_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AddressStatus(SQLModel, table=True):
+    """What came back from an address: bounces stop reminders; out-of-office replies are
+    only counted (the organisers see them in the digest)."""
+
+    __tablename__ = "address_status"
+
+    address: str = Field(primary_key=True, max_length=320)
+    bouncing: bool = False
+    bounce_count: int = 0
+    last_bounce_at: dt.datetime | None = None
+    last_bounce_reason: str | None = Field(default=None, max_length=2000)
+    auto_reply_count: int = 0
+    last_auto_reply_at: dt.datetime | None = None
+
+
+class EventState(SQLModel, table=True):
+    """What participants were last told about an event (its calendar fingerprint), so a
+    changed date, time or venue in config is announced exactly once per change."""
+
+    __tablename__ = "event_state"
+
+    event_key: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=200)
+    sequence: int = 0
+    """iCalendar SEQUENCE of the participants' calendar entries."""
+    snapshot_json: str = "{}"
+    """The announced date/time/venue, to show "before → after" in the changed mail."""
+    updated_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class RegistrationVersion(SQLModel, table=True):

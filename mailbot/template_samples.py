@@ -1,0 +1,236 @@
+"""Realistic sample contexts for every reply kind (``mailbot preview`` and the tests).
+
+``sample_context(kind)`` returns a dict with every key of :data:`BASE_KEYS` — the same
+keys mailbot passes when it really sends that kind — filled with plausible Polish data
+for the Opole conference of 18 April 2016, or for ``event`` when one is given (so an
+admin can preview a template against a configured event).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from mailbot.templating import KINDS, date_pl, time_pl
+
+BASE_KEYS: frozenset[str] = frozenset(
+    {
+        "event",
+        "signature",
+        "organiser_email",
+        "original_subject",
+        "recipient_name",
+        "kind",
+        "code",
+        "registrations",
+        "people",
+        "problems",
+        "unreadable",
+        "blank_form_returned",
+        "attachment_name",
+        "calendar_attached",
+        "changes",
+        "days_before",
+        "closed_reason",
+        "workshop_names",
+    }
+)
+"""Every key a reply template receives, whatever its kind."""
+
+DEFAULT_EVENT: Mapping[str, object] = {
+    "key": "opole-2016",
+    "title": "Współpraca w partnerstwach samorządowych",
+    "city": "Opole",
+    "date": dt.date(2016, 4, 18),
+    "start_time": dt.time(11, 0),
+    "end_time": dt.time(15, 0),
+    "venue": "Sala Herbowa Urzędu Wojewódzkiego w Opolu",
+    "address": "ul. Piastowska 14",
+    "deadline": dt.date(2016, 4, 14),
+}
+
+WORKSHOP_NAMES: Mapping[str, str] = {
+    "A": "Zarządzanie strategiczne w partnerstwie",
+    "B": "Zarządzanie relacjami w partnerstwie",
+}
+
+
+def _code(event: Mapping[str, object], body: str) -> str:
+    """A code shaped like the real ones: the event key's first three letters, then ``body``."""
+    prefix = "".join(c for c in str(event.get("key", "")).upper() if c.isalpha())[:3] or "REG"
+    return f"{prefix}-{body}"
+
+
+def _participant(
+    full_name: str | None,
+    job_title: str | None,
+    email: str | None,
+    status: str = "confirmed",
+    waitlist_position: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "full_name": full_name,
+        "job_title": job_title,
+        "email": email,
+        "status": status,
+        "waitlist_position": waitlist_position,
+    }
+
+
+def _person(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``people`` entry for a participant."""
+    return {
+        "full_name": p["full_name"],
+        "status": p["status"],
+        "waitlist_position": p["waitlist_position"],
+    }
+
+
+def _registration(
+    code: str,
+    participants: list[dict[str, Any]],
+    *,
+    status: str = "confirmed",
+    institution: str | None = "Urząd Miejski w Nysie",
+    workshops: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "code": code,
+        "institution": institution,
+        "workshops": ["A"] if workshops is None else workshops,
+        "status": status,
+        "participants": participants,
+    }
+
+
+def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict[str, Any]:
+    """A full, realistic template context for ``kind`` (one of :data:`KINDS`)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown reply kind {kind!r}; known: {', '.join(KINDS)}")
+    ev: dict[str, Any] = dict(DEFAULT_EVENT if event is None else event)
+    code = _code(ev, "7K3FQ")
+    city_date = f"{ev['city']}, {date_pl(ev['date'])}"
+    kowalska = _participant(
+        "Anna Kowalska", "Kierownik Referatu Promocji", "a.kowalska@nysa.pl"
+    )
+    wisniewski = _participant(
+        "Piotr Wiśniewski", "Inspektor ds. współpracy zagranicznej", "p.wisniewski@nysa.pl"
+    )
+    ctx: dict[str, Any] = {
+        "event": ev,
+        "signature": "Zespół organizacyjny konferencji",
+        "organiser_email": "zgloszenia@example.org",
+        "original_subject": f"Zgłoszenie na konferencję – {ev['city']}",
+        "recipient_name": "Anna Kowalska",
+        "kind": kind,
+        "code": code,
+        "registrations": [_registration(code, [kowalska, wisniewski])],
+        "people": [_person(kowalska), _person(wisniewski)],
+        "problems": [],
+        "unreadable": [],
+        "blank_form_returned": False,
+        "attachment_name": "",
+        "calendar_attached": False,
+        "changes": [],
+        "days_before": None,
+        "closed_reason": None,
+        "workshop_names": dict(WORKSHOP_NAMES),
+    }
+
+    if kind == "incomplete":
+        wisniewski["email"] = None
+        ctx["registrations"] = [_registration(code, [kowalska, wisniewski], status="incomplete")]
+        ctx["problems"] = ["Brak adresu e-mail uczestnika 2 (Piotr Wiśniewski)."]
+    elif kind == "no_form":
+        ctx.update(
+            code=None,
+            registrations=[],
+            people=[],
+            original_subject=f"Konferencja {ev['city']} – zgłoszenie",
+            attachment_name=f"zgloszenie-{ev['key']}.docx",
+            unreadable=["skan_zgloszenia.heic"],
+        )
+    elif kind == "waitlist":
+        nowak = _participant("Jan Nowak", "Sekretarz Gminy", "sekretarz@glucholazy.pl", "waitlisted", 3)
+        lis = _participant("Ewa Lis", "Podinspektor", "e.lis@glucholazy.pl", "waitlisted", 4)
+        code = _code(ev, "W2N8P")
+        ctx.update(
+            code=code,
+            registrations=[
+                _registration(code, [nowak, lis], institution="Urząd Miejski w Głuchołazach")
+            ],
+            people=[_person(nowak), _person(lis)],
+            original_subject="Zgłoszenie – Gmina Głuchołazy",
+            recipient_name="Jan Nowak",
+        )
+    elif kind == "promoted":
+        ctx.update(
+            people=[_person(kowalska)],
+            registrations=[_registration(code, [kowalska])],
+            original_subject=None,
+            calendar_attached=True,
+        )
+    elif kind == "cancelled":
+        wisniewski["status"] = "cancelled"
+        ctx.update(
+            people=[_person(wisniewski)],
+            registrations=[_registration(code, [wisniewski])],
+            original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {city_date}",
+            recipient_name="Piotr Wiśniewski",
+        )
+    elif kind == "closed":
+        zielinski = _participant(
+            "Tomasz Zieliński", "Naczelnik Wydziału Rozwoju", "t.zielinski@brzeg-powiat.pl", "late"
+        )
+        code = _code(ev, "R8M2T")
+        ctx.update(
+            code=code,
+            registrations=[
+                _registration(
+                    code, [zielinski], status="late", institution="Starostwo Powiatowe w Brzegu"
+                )
+            ],
+            people=[_person(zielinski)],
+            original_subject=f"Zgłoszenie na konferencję w dniu {date_pl(ev['date'])}",
+            recipient_name="Tomasz Zieliński",
+            closed_reason="deadline",
+        )
+    elif kind == "reminder":
+        # Sent about an event, not one registration: no code, no registrations.
+        ctx.update(
+            code=None, registrations=[], original_subject=None, days_before=1, calendar_attached=True
+        )
+    elif kind == "changed":
+        ctx.update(
+            code=None,
+            registrations=[],
+            original_subject=None,
+            calendar_attached=True,
+            changes=[
+                {
+                    "field": "Godzina rozpoczęcia",
+                    "old": "10:00",
+                    "new": time_pl(ev["start_time"]),
+                },
+                {
+                    "field": "Miejsce",
+                    "old": "Sala Sejmiku Urzędu Marszałkowskiego Województwa Opolskiego",
+                    "new": str(ev["venue"]),
+                },
+            ],
+        )
+    elif kind == "updated":
+        ctx.update(
+            registrations=[_registration(code, [kowalska, wisniewski], workshops=["A", "B"])],
+            original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {city_date}",
+            changes=[
+                {
+                    "field": "Stanowisko (uczestnik 2)",
+                    "old": "Inspektor",
+                    "new": "Inspektor ds. współpracy zagranicznej",
+                },
+                {"field": "Warsztaty", "old": "A", "new": "A, B"},
+            ],
+        )
+    return ctx
