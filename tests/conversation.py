@@ -15,7 +15,7 @@ from typing import Any
 
 import icalendar
 
-from mailbot.app import App, PassReport, build_app, event_header, fixed_clock
+from mailbot.app import App, PassReport, build_app, event_header
 from mailbot.config import EventSettings, Settings, load_settings
 from mailbot.forms.blank import DOCX_MIME, FilledValues, make_docx
 from mailbot.forms.model import Consents, Institution, Participant
@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 WARSAW = dt.timezone(dt.timedelta(hours=2))  # April 2016 is summer time
 ORGANISER = "zgloszenia@partnerstwa.example.pl"
 _counter = itertools.count(1)
+DATABASE_URL: str | None = None
+"""Where the conversation tests keep their data: None is SQLite under tmp_path; the
+PostgreSQL tests set a server's URL and replay the same conversations."""
 
 
 def settings_for(tmp_path: Path, **opole: Any) -> Settings:
@@ -33,7 +36,7 @@ def settings_for(tmp_path: Path, **opole: Any) -> Settings:
     return base.model_copy(
         update={
             "state_dir": tmp_path / "state",
-            "database_url": f"sqlite:///{tmp_path / 'state' / 'mailbot.db'}",
+            "database_url": DATABASE_URL or f"sqlite:///{tmp_path / 'state' / 'mailbot.db'}",
             "mailbox": base.mailbox.model_copy(update={"path": tmp_path / "inbox"}),
             "outbox": base.outbox.model_copy(update={"path": tmp_path / "outbox"}),
             "events": events,
@@ -89,6 +92,8 @@ class Conversation:
         self._seen: set[str] = set()
         self._n = 0
         self.received: list[bytes] = []
+        self.now = dt.datetime.now(dt.UTC)
+        self._app: App | None = None
         for sub in ("tmp", "new", "cur"):
             (settings.mailbox.path / sub).mkdir(parents=True, exist_ok=True)
 
@@ -98,7 +103,13 @@ class Conversation:
         (self.settings.mailbox.path / "new" / f"{self._n:05d}.test").write_bytes(data)
 
     def app(self, at: dt.datetime) -> App:
-        return build_app(self.settings, clock=fixed_clock(at))
+        """Mailbot at moment ``at``; one App (one engine) until the settings change."""
+        self.now = at
+        if self._app is None or self._app.settings is not self.settings:
+            if self._app is not None:
+                self._app.engine.dispose()
+            self._app = build_app(self.settings, clock=lambda: self.now)
+        return self._app
 
     def run(self, at: dt.datetime) -> PassReport:
         return self.app(at).run_once()

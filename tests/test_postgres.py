@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -39,12 +39,15 @@ from mailbot.store.tables import (
 )
 
 try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in others
-    from tests import pg
+    from tests import conversation, pg
+    from tests import test_conversation as conversation_tests
     from tests.test_pipeline import (
         EXPECTED_MAILS, EXPECTED_OUTCOMES, EXPECTED_REGISTRATIONS, NOW, make_settings, ref_of, samples_for, sent_mails,
     )
 except ImportError:
+    import conversation  # type: ignore[no-redef]
     import pg  # type: ignore[no-redef]
+    import test_conversation as conversation_tests  # type: ignore[no-redef]
     from test_pipeline import (  # type: ignore[no-redef]
         EXPECTED_MAILS, EXPECTED_OUTCOMES, EXPECTED_REGISTRATIONS, NOW, make_settings, ref_of, samples_for, sent_mails,
     )
@@ -65,6 +68,8 @@ TABLES = {
     "participant",
     "registration_version",
     "outbound_mail",
+    "address_status",
+    "event_state",
 }
 
 
@@ -304,3 +309,23 @@ def test_a_form_with_values_longer_than_the_columns_is_still_registered(
             assert reg.remarks and reg.remarks[:200] == LONG_REMARKS[:200]
     finally:
         app.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        conversation_tests.test_capacity_waiting_list_withdrawal_and_promotion,
+        conversation_tests.test_reminders_go_once_to_seated_people_registered_before_their_moment,
+        conversation_tests.test_a_changed_event_is_announced_once_with_the_same_calendar_uid,
+        conversation_tests.test_a_corrected_form_is_acknowledged_with_what_changed,
+    ],
+    ids=lambda f: f.__name__.removeprefix("test_"),
+)
+def test_the_conversation_with_participants_on_postgresql(
+    scenario: Callable[[Path], None], tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seats, the waiting list, withdrawals, reminders and change notices query the
+    database in ways the demo pipeline does not; the same conversations, on PostgreSQL."""
+    monkeypatch.setattr(conversation, "DATABASE_URL", postgres_url)
+    scenario(tmp_path)
+    assert not list(tmp_path.rglob("*.db"))  # nothing went to a SQLite file by mistake
