@@ -12,9 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailbot.intent import mentioned_names, strip_quoted
+from mailbot.intent import MAX_TEXT_CHARS, mentioned_names, strip_quoted
 from mailbot.mime import ParsedMessage
 from mailbot.registrations import people_keys, participants_of
 from mailbot.store.tables import Participant, Registration
@@ -59,7 +60,7 @@ def _active_registrations_of(session: Session, address: str, open_keys: Sequence
         select(Registration)
         .join(Participant, col(Participant.registration_id) == col(Registration.id))
         .where(
-            col(Participant.email).in_((key, address)),
+            func.lower(col(Participant.email)) == key,
             col(Participant.status).in_(_PRESENT),
             col(Registration.status).in_(ACTIVE),
             col(Registration.event_key).in_(open_keys),
@@ -90,9 +91,9 @@ def plan(
     if not candidates:
         return Unclear(f"withdrawal from {sender or 'an unknown sender'}, but no open registration is linked to it")
     form_keys = people_keys(form_people)
-    own_words = _without_sign_off(strip_quoted(parsed.text))
-    plans: list[Withdrawal] = []
-    named_anyone = False
+    own_words = _without_sign_off(strip_quoted(parsed.text[:MAX_TEXT_CHARS]))
+    named: list[Withdrawal] = []
+    implied: list[Withdrawal] = []
     for reg in candidates:
         assert reg.id is not None
         present = [p for p in participants_of(session, reg.id) if p.status in _PRESENT]
@@ -100,29 +101,32 @@ def plan(
             continue
         if form_keys:
             chosen = [p for p in present if people_keys([(p.full_name, p.email)]) & form_keys]
-            named_anyone = named_anyone or bool(chosen)
-        else:
-            names = [p.full_name for p in present if p.full_name]
-            mentioned = set(mentioned_names(f"{parsed.subject}\n{own_words}", names))
-            chosen = [p for p in present if p.full_name in mentioned]
-            own = [p for p in present if (p.email or "").casefold() == sender]
             if chosen:
-                named_anyone = True
-            elif reg.sender_email == sender or (reg in explicit and not own):
-                # Whoever registered the group, or someone answering for it by its
-                # code (a colleague, the secretariat): the whole registration.
-                chosen = present
-            else:
-                # A participant speaks for themselves, even when answering our mail.
-                chosen = own
+                named.append(Withdrawal(reg, tuple(chosen)))
+            continue
+        names = [p.full_name for p in present if p.full_name]
+        mentioned = set(mentioned_names(f"{parsed.subject}\n{own_words}", names))
+        chosen = [p for p in present if p.full_name in mentioned]
+        own = [p for p in present if (p.email or "").casefold() == sender]
         if chosen:
-            plans.append(Withdrawal(reg, tuple(chosen)))
-    if not plans:
+            named.append(Withdrawal(reg, tuple(chosen)))
+        elif reg.sender_email == sender or (reg in explicit and not own):
+            # Whoever registered the group, or someone answering for it by its code
+            # (a colleague, the secretariat): the whole registration.
+            implied.append(Withdrawal(reg, tuple(present)))
+        elif own:
+            # A participant speaks for themselves, even when answering our mail.
+            implied.append(Withdrawal(reg, tuple(own)))
+    if named:
+        # Names settle it: "proszę wykreślić Jana Nowaka" from a secretary with two
+        # registrations takes off Jan, not everyone on the other one.
+        return named + [w for w in implied if w.registration in explicit and not form_keys]
+    if not implied:
         return Unclear("withdrawal, but it names nobody on the linked registrations")
-    if len(plans) > 1 and not explicit and not named_anyone:
-        codes = ", ".join(w.registration.code for w in plans)
-        return Unclear(f"withdrawal from {sender} could mean any of {len(plans)} registrations ({codes})")
-    return plans
+    if len(implied) > 1 and not explicit:
+        codes = ", ".join(w.registration.code for w in implied)
+        return Unclear(f"withdrawal from {sender} could mean any of {len(implied)} registrations ({codes})")
+    return implied
 
 
 def apply(session: Session, withdrawal: Withdrawal, now: dt.datetime) -> bool:

@@ -107,14 +107,14 @@ _ATTRIBUTION_START = re.compile(
 # Outlook/Interia/Thunderbird header block: "Od: … / Wysłano: … / Do: … / Temat: …",
 # "From: … / Sent: … / To: … / Subject: …", possibly bold ("*From:*") after HTML→text.
 _HEADER_FIELD = re.compile(
-    r"^\s*\**\s*(od|from|nadawca|wyslano|wyslane|sent|data|date|do|to|adresat|dw|cc|udw|bcc"
-    r"|kopia|temat|subject)\s*\**\s*:",
+    r"^[\s*]*(od|from|nadawca|wyslano|wyslane|sent|data|date|do|to|adresat|dw|cc|udw|bcc"
+    r"|kopia|temat|subject)[\s*]*:",
     _I,
 )
 _FROM_FIELDS = frozenset({"od", "from", "nadawca"})
 _SIGNATURE = re.compile(r"^--\s*$")
 _QUOTED = re.compile(r"^\s*>")
-_RULE_LINE = re.compile(r"^\s*[-_=*]*\s*$")  # blank or a separator line ("_____")
+_RULE_LINE = re.compile(r"^[\s\-_=*]*$")  # blank or a separator line ("_____")
 
 
 def _footer_pattern() -> re.Pattern[str]:
@@ -540,7 +540,7 @@ _ABBREVIATIONS = frozenset(
         "tel", "wg", "ds", "pt", "r", "al", "os", "pl", "tzn", "itd", "itp",
     }
 )
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|odp|fwd?|pd|aw|wg|tr|sv)\s*\.?\s*:\s*|\[[^\]]*\]\s*)+", _I)
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|odp|fwd?|pd|aw|wg|tr|sv)[\s.]*:\s*|\[[^\]]*\]\s*)+", _I)
 
 
 def _sentences(folded: str) -> list[tuple[int, int]]:
@@ -643,6 +643,10 @@ def _examine(original: str, folded: str, where: str) -> list[_Finding]:
     return findings
 
 
+MAX_TEXT_CHARS = 20_000
+MAX_SUBJECT_CHARS = 1_000
+
+
 def detect_withdrawal(subject: str, text: str) -> Withdrawal:
     """Whether the sender withdraws, judged on the subject and their own words only.
 
@@ -650,8 +654,10 @@ def detect_withdrawal(subject: str, text: str) -> Withdrawal:
     condition, hedge, partial attendance, substitute, someone else still coming) or
     stands without a clear statement; ``cancel`` only for a clear statement alone.
     """
-    subject = subject or ""
-    own = strip_quoted(text)
+    # Bounded input: a withdrawal is a few sentences at the top of a message, and the
+    # rules must never cost more than a glance at a hostile megabyte of text.
+    subject = (subject or "")[:MAX_SUBJECT_CHARS]
+    own = strip_quoted(text[:MAX_TEXT_CHARS])
     findings = _examine(subject, _fold(subject), "subject") + _examine(own, _fold(own), "body")
     for f in findings:
         if f.kind == "unclear":

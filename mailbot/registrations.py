@@ -242,11 +242,13 @@ def apply_form(
         )
         if previous is not None:
             unmatched_old.remove(previous)
+        if previous is not None and previous.status != "cancelled":
             if not is_late:
                 person.status = previous.status
             person.registered_at = previous.registered_at
             person.status_changed_at = previous.status_changed_at
         elif not is_late:
+            # New, or back after withdrawing: a seat or the queue, like anyone new.
             added.append(person)
         session.add(person)
     session.flush()

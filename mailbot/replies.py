@@ -321,7 +321,9 @@ def welcome(
             event=event,
             to=addr,
             now=now,
-            dedupe=f"first:{reg.code}:{addr}",
+            dedupe=(
+                f"first:{reg.code}:{addr}" if new_ids is None else f"added:{reg.code}:v{reg.version}:{addr}"
+            ),
             context={
                 "code": reg.code,
                 "registrations": [view],

@@ -345,3 +345,23 @@ def _bounce_for(recipient: str, message_id: str, when: dt.datetime) -> bytes:
         "",
     ]
     return "\r\n".join(lines).encode()
+
+
+def test_someone_who_withdrew_and_is_listed_again_gets_a_place_again(tmp_path: Path) -> None:
+    conv = Conversation(settings_for(tmp_path))
+    people = [("Anna Kowalska", "anna@gmina-a.example.pl"), ("Bartosz Wiśniewski", "bartosz@gmina-a.example.pl")]
+    register(conv, "anna@gmina-a.example.pl", people, APR1)
+    conv.run(APR1)
+    bartosz_ack = next(m for m in conv.sent() if "bartosz@" in str(m["To"]))
+    conv.receive(mail("bartosz@gmina-a.example.pl", f"Re: {bartosz_ack['Subject']}", "Rezygnuję.",
+                      when=at(2), in_reply_to=str(bartosz_ack["Message-ID"])))
+    conv.run(at(2))
+    conv.sent()
+    # He changes his mind; Anna sends the form again with both of them.
+    register(conv, "anna@gmina-a.example.pl", people, at(3))
+    conv.run(at(3))
+    assert kinds(conv.sent()) == [("ack", "bartosz@gmina-a.example.pl"), ("updated", "anna@gmina-a.example.pl")]
+    with conv.app(at(3)).session() as s:
+        assert {p.full_name: p.status for p in s.exec(select(Participant))} == {
+            "Anna Kowalska": "confirmed", "Bartosz Wiśniewski": "confirmed",
+        }

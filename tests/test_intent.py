@@ -12,6 +12,7 @@ import pytest
 
 from mailbot.intent import (
     FOOTER_SENTENCE,
+    MAX_TEXT_CHARS,
     Withdrawal,
     detect_withdrawal,
     find_codes,
@@ -436,3 +437,13 @@ def test_mentioned_names_prefers_the_exact_surname() -> None:
     assert mentioned_names("Rezygnuje Kowalska", people) == ["Anna Kowalska"]
     assert mentioned_names("Proszę wykreślić Kowalskiego", people) == []  # stem fits both
     assert mentioned_names("Pana Tomasza Kowalskiego", people) == ["Tomasz Kowalski"]
+
+
+def test_only_the_top_of_a_long_message_is_read() -> None:
+    """A withdrawal is a few sentences at the top; a hostile megabyte is not read whole
+    (bench/intent.py measures that the rules stay linear on such input)."""
+    filler = "Dzień dobry, przesyłam informacje. " * 1000
+    assert len(filler) > MAX_TEXT_CHARS
+    assert detect_withdrawal("", "Rezygnuję z udziału.\n" + filler).kind == "cancel"
+    assert detect_withdrawal("", filler + "Rezygnuję z udziału.").kind == "none"
+    assert detect_withdrawal(" " * 1_000_000, " " * 1_000_000 + "x").kind == "none"
