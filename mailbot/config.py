@@ -100,6 +100,19 @@ def _reject_inline_password(data: Any) -> Any:
 Security = Literal["ssl", "starttls", "none"]
 
 
+class OAuthSettings(_Model):
+    """XOAUTH2 login (Microsoft 365, Gmail): a refresh token kept in a file mailbot may
+    rewrite, exchanged for short-lived access tokens at ``token_url``."""
+
+    token_file: Path
+    """JSON with at least ``refresh_token``; mailbot stores the access token beside it."""
+    token_url: str
+    client_id: str
+    client_secret_file: Path | None = None
+    client_secret_credential: str | None = None
+    scope: str = ""
+
+
 class Folders(_Model):
     processed: str = "Processed"
     needs_review: str = "Needs-Review"
@@ -120,6 +133,12 @@ class MailboxSettings(Secret):
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=60.0, gt=0)
     poll_seconds: int = Field(default=60, ge=5)
+    idle: bool = True
+    """Wait with IMAP IDLE when the server offers it (replies within seconds)."""
+    idle_renew_seconds: int = Field(default=600, ge=30, le=1740)
+    """Re-issue IDLE this often: servers drop an IDLE after 30 minutes (RFC 2177)."""
+    auth: Literal["password", "xoauth2"] = "password"
+    oauth: OAuthSettings | None = None
     folders: Folders = Folders()
 
     _no_password = model_validator(mode="before")(_reject_inline_password)
@@ -149,6 +168,8 @@ class OutboxSettings(Secret):
     max_attempts: int = Field(default=8, ge=1)
     max_per_minute: int = Field(default=60, ge=1)
     """Rate limit for sending; what is over it waits for the next delivery run."""
+    auth: Literal["password", "xoauth2"] = "password"
+    oauth: OAuthSettings | None = None
 
     _no_password = model_validator(mode="before")(_reject_inline_password)
 
@@ -249,6 +270,12 @@ class Settings(_Model):
     own_addresses: tuple[str, ...] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     signature: str = "Zespół organizacyjny konferencji"
+    digest_time: dt.time = dt.time(7, 0)
+    """When the daily digest goes to each event's organisers (local time)."""
+    retention_days: int = Field(default=180, ge=1)
+    """Days after an event until its personal data and stored files are purged."""
+    outbox_seconds: int = Field(default=60, ge=5)
+    """How often the daemon delivers queued mail and looks for due reminders."""
     mailbox: MailboxSettings = MailboxSettings()
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitSettings = LimitSettings()
