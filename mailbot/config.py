@@ -105,12 +105,82 @@ class OAuthSettings(_Model):
     rewrite, exchanged for short-lived access tokens at ``token_url``."""
 
     token_file: Path
-    """JSON with at least ``refresh_token``; mailbot stores the access token beside it."""
-    token_url: str
-    client_id: str
+    """JSON with at least ``refresh_token``; mailbot stores the access token beside it.
+    Its directory must be writable by mailbot: the file is replaced atomically (mode 0600)
+    whenever a token is refreshed, and the provider may rotate the refresh token."""
+    token_url: str = Field(min_length=1)
+    """The OAuth 2.0 token endpoint, e.g.
+    ``https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`` or
+    ``https://oauth2.googleapis.com/token``. https only (http just for loopback)."""
+    client_id: str = Field(min_length=1)
     client_secret_file: Path | None = None
     client_secret_credential: str | None = None
+    """The client secret from systemd's ``$CREDENTIALS_DIRECTORY`` (LoadCredential=).
+    Public clients (device-code flow) have no secret: leave both unset."""
     scope: str = ""
+    """Sent with every refresh, e.g. ``https://outlook.office.com/IMAP.AccessAsUser.All
+    https://outlook.office.com/SMTP.Send offline_access`` or ``https://mail.google.com/``."""
+    ca_file: Path | None = None
+    """PEM bundle to verify the token endpoint with; the system trust store when unset."""
+
+    @field_validator("token_url")
+    @classmethod
+    def _secure_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value)
+        if url.scheme == "https" and url.hostname:
+            return value
+        if url.scheme == "http" and url.hostname and is_loopback(url.hostname):
+            return value
+        raise ValueError(
+            f"token_url {value!r} must be an https:// URL (plain http only for localhost): "
+            "the refresh token and client secret are sent to it"
+        )
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> OAuthSettings:
+        if self.client_secret_file and self.client_secret_credential:
+            raise ValueError("give only one of client_secret_file, client_secret_credential")
+        return self
+
+    def resolve_client_secret(self, env: Mapping[str, str] | None = None) -> str | None:
+        """Read the client secret now (None for a public client); ConfigError names the place."""
+        env = os.environ if env is None else env
+        path: Path | None = None
+        if self.client_secret_credential:
+            creds = env.get("CREDENTIALS_DIRECTORY")
+            if not creds:
+                raise ConfigError(
+                    f"client_secret_credential={self.client_secret_credential!r} needs systemd's "
+                    "$CREDENTIALS_DIRECTORY (LoadCredential= in the unit file)"
+                )
+            path = Path(creds) / self.client_secret_credential
+        elif self.client_secret_file:
+            path = self.client_secret_file
+        if path is None:
+            return None
+        try:
+            secret = path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as e:
+            raise ConfigError(f"cannot read client secret file {path}: {e.strerror}") from e
+        if not secret:
+            raise ConfigError(f"client secret file {path} is empty")
+        return secret
+
+
+def _check_auth(section: str, auth: str, oauth: OAuthSettings | None) -> None:
+    """``auth = "xoauth2"`` needs the ``[<section>.oauth]`` table, and the table needs it."""
+    if auth == "xoauth2" and oauth is None:
+        raise ValueError(
+            f"auth = 'xoauth2' needs a [{section}.oauth] table with token_file, token_url "
+            "and client_id"
+        )
+    if auth == "password" and oauth is not None:
+        raise ValueError(
+            f"[{section}.oauth] is set but auth = 'password'; set auth = 'xoauth2' to log in "
+            "with the token, or remove the table"
+        )
 
 
 class Folders(_Model):
@@ -147,6 +217,7 @@ class MailboxSettings(Secret):
     def _imap_needs_host(self) -> MailboxSettings:
         if self.kind == "imap" and not (self.host and self.username):
             raise ValueError("kind = 'imap' needs host and username")
+        _check_auth("mailbox", self.auth, self.oauth)
         return self
 
 
@@ -177,6 +248,12 @@ class OutboxSettings(Secret):
     def _smtp_needs_host(self) -> OutboxSettings:
         if self.kind == "smtp" and not self.host:
             raise ValueError("kind = 'smtp' needs host")
+        _check_auth("outbox", self.auth, self.oauth)
+        if self.kind == "smtp" and self.auth == "xoauth2" and not self.username:
+            raise ValueError(
+                "auth = 'xoauth2' needs username: the address of the mailbox the token "
+                "was granted for"
+            )
         return self
 
 

@@ -5,6 +5,8 @@
 * ``dovecot`` (function): a fresh user with an empty mailbox on that server.
 * ``smtp_sink_server`` (session) / ``smtp_server`` (function): the SMTP sink, reset and
   (re)started for every test.
+* ``oauth_server`` (session) / ``oauth`` (function): a fake OAuth 2.0 provider (token
+  endpoint + introspection) that Dovecot and the sink check XOAUTH2 bearer tokens with.
 
 A missing ``dovecot`` or ``openssl`` makes these fixtures FAIL, never skip: CI must
 install them, and a silently skipped integration suite proves nothing.
@@ -22,6 +24,7 @@ try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in
     from tests.servers import (
         DovecotAccount,
         DovecotServer,
+        OAuthServer,
         ServerSetupError,
         SmtpSink,
         TestCA,
@@ -32,6 +35,7 @@ except ImportError:
     from servers import (  # type: ignore[no-redef]
         DovecotAccount,
         DovecotServer,
+        OAuthServer,
         ServerSetupError,
         SmtpSink,
         TestCA,
@@ -58,11 +62,28 @@ def test_ca(server_root: Path) -> TestCA:
 
 
 @pytest.fixture(scope="session")
-def dovecot_server(server_root: Path, test_ca: TestCA) -> Iterator[DovecotServer]:
+def oauth_server(test_ca: TestCA) -> Iterator[OAuthServer]:
+    server = OAuthServer(test_ca)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth(oauth_server: OAuthServer) -> OAuthServer:
+    """The fake OAuth provider with default behaviour and an empty request log."""
+    oauth_server.reset()
+    return oauth_server
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(
+    server_root: Path, test_ca: TestCA, oauth_server: OAuthServer
+) -> Iterator[DovecotServer]:
     try:
         root = server_root / "dovecot"
         root.mkdir()
-        server = DovecotServer(root, test_ca)
+        server = DovecotServer(root, test_ca, oauth=oauth_server)
         server.start()
     except ServerSetupError as e:
         pytest.fail(str(e), pytrace=False)
@@ -81,8 +102,10 @@ def dovecot(dovecot_server: DovecotServer) -> DovecotAccount:
 
 
 @pytest.fixture(scope="session")
-def smtp_sink_server(server_root: Path, test_ca: TestCA) -> Iterator[SmtpSink]:
-    sink = SmtpSink(server_root / "smtp", test_ca)
+def smtp_sink_server(
+    server_root: Path, test_ca: TestCA, oauth_server: OAuthServer
+) -> Iterator[SmtpSink]:
+    sink = SmtpSink(server_root / "smtp", test_ca, oauth=oauth_server)
     try:
         sink.start()
     except ServerSetupError as e:

@@ -8,6 +8,9 @@ certificate verification ON (``ca_file=...``) exactly as in production.
   mailbox as a :class:`DovecotAccount`, so one server serves a whole test session.
 * :class:`SmtpSink` runs ``tests/smtp_sink.py`` (aiosmtpd) as a subprocess that stores
   messages on disk and can be told to fail.
+* :class:`OAuthServer` is a fake OAuth 2.0 provider (HTTPS, a thread in the test process):
+  ``token_url`` serves the refresh_token grant, ``introspection_url`` answers RFC 7662
+  introspection, which Dovecot's oauth2 passdb and the sink's AUTH XOAUTH2 ask.
 
 The pytest fixtures wrapping these live in tests/conftest.py.
 """
@@ -18,6 +21,7 @@ import contextlib
 import email
 import email.policy
 import grp
+import http.server
 import itertools
 import json
 import os
@@ -31,7 +35,9 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -41,6 +47,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from mailbot.mailbox.imap import ImapSettings
+from mailbot.oauth import TokenProvider
 from mailbot.transport.smtp import SmtpSettings
 
 HOST = "127.0.0.1"
@@ -193,6 +200,275 @@ def make_test_ca(directory: Path) -> TestCA:
     return TestCA(ca_file=ca_crt, cert_file=crt, key_file=key)
 
 
+# -- OAuth 2.0 provider --------------------------------------------------------------
+
+
+class _TLSHTTPServer(http.server.ThreadingHTTPServer):
+    """HTTPS with the TLS handshake in the per-request thread, quiet about broken clients."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], context: ssl.SSLContext, app: OAuthServer
+    ) -> None:
+        super().__init__(address, _OAuthHandler)
+        self.context = context
+        self.app = app
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(10)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-request is no test failure
+
+
+class _OAuthHandler(http.server.BaseHTTPRequestHandler):
+    server: _TLSHTTPServer
+    protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alives to reap
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
+        try:
+            content_type = self.headers.get("Content-Type", "")
+            status, reply = self.server.app.handle(self.path, content_type, form)
+        except Exception as e:  # noqa: BLE001 - a bug here must show up as a reply, not a hang
+            status, reply = 500, {"error": "server_error", "error_description": repr(e)}
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class OAuthServer:
+    """A fake OAuth 2.0 provider on loopback over HTTPS (certificate from the test CA).
+
+    * ``token_url``: the refresh_token grant (RFC 6749 section 6), a confidential client
+      ``client_id``/``client_secret``. Issues access tokens valid ``expires_in`` seconds
+      and, while ``rotate`` is true, a new refresh token each time (as Microsoft does),
+      invalidating the old one. Unknown refresh tokens get ``invalid_grant``.
+    * ``introspection_url``: ``token=...`` (POST form) answered with ``{"active": ...,
+      "username": ...}``, the way Dovecot's oauth2 passdb (introspection_mode = post)
+      and the SMTP sink check bearer tokens.
+
+    ``token_requests`` records every form POSTed to ``token_url``; set
+    ``introspection_status`` to e.g. 503 to make token checks fail on the provider's side.
+    """
+
+    host = HOST
+
+    def __init__(self, ca: TestCA) -> None:
+        self.ca = ca
+        self.ca_file = ca.ca_file
+        self.client_id = "mailbot-test-client"
+        self.client_secret = secrets.token_urlsafe(16)
+        self.scope = "https://mail.example.test/imap https://mail.example.test/smtp offline_access"
+        self._lock = threading.Lock()
+        self._refresh_tokens: dict[str, str] = {}
+        self._access_tokens: dict[str, str] = {}
+        self._revoked: dict[str, str] = {}
+        self._httpd: _TLSHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Default behaviour and an empty request log (tokens already issued stay valid)."""
+        with self._lock:
+            self.rotate = True
+            self.expires_in = 3600
+            self.token_requests: list[dict[str, str]] = []
+            self.introspections = 0
+            self.introspection_status = 200
+            self._fail_next: list[tuple[int, dict[str, str]]] = []
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.ca.cert_file, self.ca.key_file)
+        self._httpd = _TLSHTTPServer((HOST, 0), context, self)
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="oauth-server",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    @property
+    def token_url(self) -> str:
+        return f"https://{HOST}:{self.port}/token"
+
+    @property
+    def introspection_url(self) -> str:
+        return f"https://{HOST}:{self.port}/introspect"
+
+    # -- tokens
+
+    def grant(self, user: str) -> str:
+        """A new refresh token for ``user`` (what the admin obtains once by consent)."""
+        token = "rt-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh_tokens[token] = user
+        return token
+
+    def issue(self, user: str) -> str:
+        """A new, valid access token for ``user``."""
+        token = "at-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._access_tokens[token] = user
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Make an access or refresh token invalid (servers then refuse it)."""
+        with self._lock:
+            user = self._access_tokens.pop(token, None) or self._refresh_tokens.pop(token, None)
+            if user is not None:
+                self._revoked[token] = user
+
+    def user_of(self, access_token: str) -> str | None:
+        with self._lock:
+            return self._access_tokens.get(access_token)
+
+    def refresh_token_valid(self, token: str) -> bool:
+        with self._lock:
+            return token in self._refresh_tokens
+
+    def fail_next(
+        self, status: int = 503, error: str = "temporarily_unavailable", description: str = ""
+    ) -> None:
+        """Answer the next token request with ``status`` and ``{"error": error}``."""
+        with self._lock:
+            self._fail_next.append((status, {"error": error, "error_description": description}))
+
+    def write_token_file(
+        self,
+        path: Path,
+        user: str,
+        *,
+        access_token: str | None = None,
+        expires_at: float | None = None,
+        mode: int = 0o600,
+    ) -> str:
+        """Write a token file for ``user`` with a fresh refresh token; returns that token."""
+        refresh = self.grant(user)
+        content: dict[str, Any] = {"refresh_token": refresh}
+        if access_token is not None:
+            content["access_token"] = access_token
+            content["expires_at"] = expires_at if expires_at is not None else time.time() + 3600
+        path.write_text(json.dumps(content))
+        path.chmod(mode)
+        return refresh
+
+    def provider(self, token_file: Path, **overrides: Any) -> TokenProvider:
+        """A TokenProvider for this server, verified against the test CA."""
+        values: dict[str, Any] = {
+            "token_file": token_file,
+            "token_url": self.token_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "scope": self.scope,
+            "ca_file": self.ca_file,
+            "timeout": 10.0,
+        }
+        values.update(overrides)
+        return TokenProvider(**values)
+
+    # -- HTTP
+
+    def handle(
+        self, path: str, content_type: str, form: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        if not content_type.startswith("application/x-www-form-urlencoded"):
+            return 400, {"error": "invalid_request", "error_description": "form encoding expected"}
+        if path == "/token":
+            return self._token(form)
+        if path == "/introspect":
+            return self._introspect(form)
+        return 404, {"error": "not_found"}
+
+    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.token_requests.append(dict(form))
+            if self._fail_next:
+                return self._fail_next.pop(0)
+            if (form.get("client_id"), form.get("client_secret")) != (
+                self.client_id,
+                self.client_secret,
+            ):
+                return 401, {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                }
+            if form.get("grant_type") != "refresh_token":
+                return 400, {"error": "unsupported_grant_type"}
+            user = self._refresh_tokens.get(form.get("refresh_token", ""))
+            if user is None:
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "AADSTS70008: The provided authorization code or refresh "
+                    "token has expired due to inactivity.\r\nTrace ID: 0000",
+                }
+            access = "at-" + secrets.token_urlsafe(24)
+            self._access_tokens[access] = user
+            reply: dict[str, Any] = {
+                "token_type": "Bearer",
+                "scope": form.get("scope", ""),
+                "expires_in": self.expires_in,
+                "access_token": access,
+            }
+            if self.rotate:
+                old = form["refresh_token"]
+                new = "rt-" + secrets.token_urlsafe(24)
+                del self._refresh_tokens[old]
+                self._revoked[old] = user
+                self._refresh_tokens[new] = user
+                reply["refresh_token"] = new
+            return 200, reply
+
+    def _introspect(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        token = form.get("token", "")
+        with self._lock:
+            self.introspections += 1
+            if self.introspection_status != 200:  # the provider is down for the mail servers
+                return self.introspection_status, {"error": "temporarily_unavailable"}
+            user = self._access_tokens.get(token)
+            if user is not None:
+                return 200, {"active": True, "username": user, "scope": self.scope}
+            # Dovecot checks the username before "active": a known, revoked token fails as
+            # "account disabled", an unknown one as "user mismatch"; both are plain auth failures.
+            return 200, {"active": False, "username": self._revoked.get(token, "")}
+
+
 # -- Dovecot ------------------------------------------------------------------------
 
 
@@ -223,12 +499,14 @@ class DovecotServer:
     """A private Dovecot: own config, own directories, imaps + imap(STARTTLS) on loopback.
 
     ``port`` speaks implicit TLS (use ``security="ssl"``), ``starttls_port`` plain IMAP
-    with STARTTLS (``ssl = required`` refuses logins before it).
+    with STARTTLS (``ssl = required`` refuses logins before it). With ``oauth``, accounts
+    also log in with AUTHENTICATE XOAUTH2 / OAUTHBEARER: a second passdb (driver oauth2)
+    asks that server's introspection endpoint about the bearer token.
     """
 
     host = HOST
 
-    def __init__(self, root: Path, ca: TestCA) -> None:
+    def __init__(self, root: Path, ca: TestCA, oauth: OAuthServer | None = None) -> None:
         self.binary = shutil.which("dovecot") or (
             "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None
         )
@@ -240,9 +518,13 @@ class DovecotServer:
         self.root = root
         self.ca = ca
         self.ca_file = ca.ca_file
+        self.oauth = oauth
+        if oauth is not None:
+            oauth.start()  # its port goes into Dovecot's config
         self.port = free_port()
         self.starttls_port = free_port()
         self.conf_path = root / "dovecot.conf"
+        self.oauth_conf_path = root / "dovecot-oauth2.conf.ext"
         self.log_path = root / "dovecot.log"
         self.users_dir = root / "users"
         self.mail_root = root / "mail"
@@ -283,6 +565,30 @@ class DovecotServer:
                 "service stats {\n  chroot =\n}\n"
             )
         r = self.root
+        mechanisms = "plain login"
+        oauth_passdb = ""
+        if self.oauth is not None:
+            mechanisms = "plain login xoauth2 oauthbearer"
+            # introspection_mode = post: "token=..." to introspection_url; the reply's
+            # "username" must match the login name and "active" must be true.
+            self.oauth_conf_path.write_text(
+                f"""introspection_mode = post
+introspection_url = {self.oauth.introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+tls_ca_cert_file = {self.ca.ca_file}
+timeout_msecs = 5000
+"""
+            )
+            self.oauth_conf_path.chmod(0o644)
+            oauth_passdb = f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.oauth_conf_path}
+}}
+"""
         self.conf_path.write_text(
             f"""# Written by tests/servers.py; Dovecot is started with -c so no system config applies.
 protocols = imap
@@ -300,7 +606,7 @@ default_internal_group = {internal_group}
 default_login_user = {login_user}
 first_valid_uid = 1
 first_valid_gid = 1
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # Tests log in with wrong passwords on purpose; don't slow down the next test.
 auth_failure_delay = 0
 mailbox_idle_check_interval = 1 secs
@@ -312,9 +618,10 @@ namespace inbox {{
 # appending users to a single file makes a login right after add_user() fail.
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {self.users_dir}/%u
 }}
@@ -509,20 +816,33 @@ class ReceivedMessage:
     data: bytes
     tls: bool
     authenticated: bool
+    auth_mechanism: str | None = None
+    """PLAIN, LOGIN or XOAUTH2 when the session authenticated."""
+
+
+@dataclass(frozen=True)
+class AuthAttempt:
+    """One AUTH command the sink answered (never the secret itself)."""
+
+    mechanism: str
+    user: str
+    success: bool
 
 
 class SmtpSink:
     """Controls the ``tests/smtp_sink.py`` process: plain+STARTTLS on ``port``, implicit
     TLS on ``ssl_port``, AUTH (after TLS) as ``user``/``password``, certificates by ``ca_file``.
+    With ``oauth``, AUTH XOAUTH2 too: bearer tokens are checked at its introspection URL.
     """
 
     host = HOST
     script = Path(__file__).with_name("smtp_sink.py")
 
-    def __init__(self, root: Path, ca: TestCA) -> None:
+    def __init__(self, root: Path, ca: TestCA, oauth: OAuthServer | None = None) -> None:
         self.root = root
         self.ca = ca
         self.ca_file = ca.ca_file
+        self.oauth = oauth
         self.port = free_port()
         self.ssl_port = free_port()
         self.user = "mailbot"
@@ -531,6 +851,7 @@ class SmtpSink:
         self.messages_dir = root / "messages"
         self.control_path = root / "control.json"
         self.connections_path = root / "connections.log"
+        self.auth_log_path = root / "auth.log"
         self._proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
@@ -544,6 +865,10 @@ class SmtpSink:
         ready = self.root / "ready"
         ready.unlink(missing_ok=True)
         env = dict(os.environ, SMTP_SINK_AUTH=f"{self.user}:{self.password}")
+        if self.oauth is not None:
+            self.oauth.start()
+            env["SMTP_SINK_OAUTH_INTROSPECT"] = self.oauth.introspection_url
+            env["SMTP_SINK_OAUTH_CA"] = str(self.ca_file)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [*_die_with_parent(), sys.executable, str(self.script), str(self.root), "--host", self.host,
@@ -574,6 +899,7 @@ class SmtpSink:
         shutil.rmtree(self.messages_dir, ignore_errors=True)
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         self.connections_path.unlink(missing_ok=True)
+        self.auth_log_path.unlink(missing_ok=True)
         self.clear_failures()
 
     def settings(self, **overrides: Any) -> SmtpSettings:
@@ -607,8 +933,21 @@ class SmtpSink:
                     data=data,
                     tls=bool(meta["tls"]),
                     authenticated=bool(meta["authenticated"]),
+                    auth_mechanism=meta.get("auth_mechanism"),
                 )
             )
+        return out
+
+    def auth_attempts(self) -> list[AuthAttempt]:
+        """Every AUTH the sink answered since the last reset, oldest first."""
+        try:
+            lines = self.auth_log_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            item = json.loads(line)
+            out.append(AuthAttempt(item["mechanism"], item["user"], bool(item["success"])))
         return out
 
     def connections(self) -> int:

@@ -3,12 +3,18 @@
 Run by the ``smtp_server`` fixture (tests/servers.py) as
 ``python tests/smtp_sink.py DIR --port N [--ssl-port M] [--cert C --key K]``;
 ``SMTP_SINK_AUTH=user:password`` in the environment enables AUTH (after STARTTLS only).
+``SMTP_SINK_OAUTH_INTROSPECT=URL`` (and ``SMTP_SINK_OAUTH_CA=PEM``) enables AUTH XOAUTH2:
+the bearer token is POSTed as ``token=...`` to that RFC 7662 introspection endpoint and
+must come back ``active`` for the ``user=`` it was sent with. A refused token is reported
+the way Gmail does: a 334 challenge carrying a JSON error, then 535 after the client's
+empty reply.
 
 Everything lives in DIR so the test process can read and steer it without a socket:
 
 * ``messages/<seq>.eml`` and ``<seq>.json`` (envelope sender, recipients, peer);
   the ``.eml`` is renamed into place last, so a listed message is always complete.
 * ``connections.log``: one line per accepted TCP connection (STARTTLS is not counted).
+* ``auth.log``: one JSON line per AUTH: mechanism, user, success (never the secret).
 * ``control.json`` (optional), re-read for every command, written by the fixture::
 
       {"fail_next": {"count": 2, "code": 451, "message": "try later"},
@@ -24,16 +30,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import binascii
 import json
 import os
 import re
 import ssl
 import sys
 import time
+import urllib.parse
+import urllib.request
+from base64 import b64decode
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -42,14 +53,85 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class Login:
+    """What a successful AUTH leaves in ``session.auth_data``."""
+
+    mechanism: str
+    login: bytes
+
+
+def log_auth(root: Path, mechanism: str, user: str, success: bool) -> None:
+    with open(root / "auth.log", "a") as fh:
+        fh.write(json.dumps({"mechanism": mechanism, "user": user, "success": success}) + "\n")
+
+
 class Sink:
     """The handler: decisions come from control.json, messages go to disk."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, introspection_url: str | None = None, ca_file: str | None = None
+    ) -> None:
         self.root = root
         self.messages = root / "messages"
         self.messages.mkdir(parents=True, exist_ok=True)
         self.control_path = root / "control.json"
+        self.introspection_url = introspection_url
+        self.ca_file = ca_file
+
+    def _token_owner_ok(self, token: str, user: str) -> bool:
+        """Ask the introspection endpoint (blocking; run in a thread)."""
+        assert self.introspection_url is not None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), urllib.request.ProxyHandler({})
+        )
+        request = urllib.request.Request(
+            self.introspection_url,
+            data=urllib.parse.urlencode({"token": token}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        with opener.open(request, timeout=10) as response:
+            info = json.loads(response.read())
+        return bool(info.get("active") is True and info.get("username") == user)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if self.introspection_url is None:
+            return AuthResult(
+                success=False, handled=False, message="504 5.5.4 XOAUTH2 not configured"
+            )
+        blob: Any
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = dict(
+            p.split("=", 1) for p in blob.decode("utf-8", "replace").split("\x01") if "=" in p
+        )
+        user, bearer = parts.get("user", ""), parts.get("auth", "")
+        if not user or not bearer.startswith("Bearer ") or not blob.endswith(b"\x01\x01"):
+            await server.push("501 5.5.2 Malformed XOAUTH2 initial response")
+            return AuthResult(success=False, handled=True)
+        ok = await asyncio.to_thread(self._token_owner_ok, bearer[len("Bearer ") :], user)
+        log_auth(self.root, "XOAUTH2", user, ok)
+        if ok:
+            return AuthResult(success=True, auth_data=Login("XOAUTH2", user.encode()))
+        error = json.dumps(
+            {"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+        )
+        reply = await server.challenge_auth(error)
+        if reply is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+        )
 
     def _control(self) -> dict[str, Any]:
         try:
@@ -88,6 +170,7 @@ class Sink:
             "rcpt_tos": list(envelope.rcpt_tos),
             "peer": list(session.peer) if isinstance(session.peer, tuple) else session.peer,
             "authenticated": bool(session.authenticated),
+            "auth_mechanism": getattr(session.auth_data, "mechanism", None),
             "tls": server.transport is not None
             and server.transport.get_extra_info("sslcontext") is not None,
         }
@@ -123,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     root: Path = args.dir
     root.mkdir(parents=True, exist_ok=True)
     (root / "ready").unlink(missing_ok=True)
-    sink = Sink(root)
+    sink = Sink(
+        root,
+        introspection_url=os.environ.get("SMTP_SINK_OAUTH_INTROSPECT"),
+        ca_file=os.environ.get("SMTP_SINK_OAUTH_CA"),
+    )
     CountingSMTP.connections_log = root / "connections.log"
 
     tls: ssl.SSLContext | None = None
@@ -141,7 +228,12 @@ def main(argv: list[str] | None = None) -> None:
             and isinstance(auth_data, LoginPassword)
             and f"{auth_data.login.decode()}:{auth_data.password.decode()}" == credentials
         )
-        return AuthResult(success=ok, handled=False)  # handled=True would mean "I replied"
+        login = auth_data.login if isinstance(auth_data, LoginPassword) else b""
+        log_auth(root, mechanism, login.decode("utf-8", "replace"), ok)
+        # handled=True would mean "I replied"
+        return AuthResult(
+            success=ok, handled=False, auth_data=Login(mechanism, login) if ok else None
+        )
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -7,6 +7,7 @@ from mailbot.errors import ConfigError
 from mailbot.mailbox.base import MailboxSource, Outcome
 from mailbot.mailbox.imap import ImapSettings, ImapSource
 from mailbot.mailbox.maildir import MaildirSource
+from mailbot.oauth import TokenProvider
 
 
 def source_from_settings(settings: MailboxSettings) -> MailboxSource:
@@ -18,12 +19,20 @@ def source_from_settings(settings: MailboxSettings) -> MailboxSource:
     if settings.kind == "maildir":
         return MaildirSource(settings.path, folders)
     assert settings.host and settings.username  # validated in config
-    password = settings.resolve()
-    if password is None:
-        raise ConfigError(
-            "mailbox: IMAP needs a password source (password_file, password_env or "
-            "password_credential)"
-        )
+    password = ""
+    provider: TokenProvider | None = None
+    if settings.auth == "xoauth2":
+        if settings.oauth is None:  # validated in config; model_copy() skips validation
+            raise ConfigError("mailbox: auth = 'xoauth2' needs a [mailbox.oauth] table")
+        provider = TokenProvider.from_settings(settings.oauth, timeout=settings.timeout_seconds)
+    else:
+        resolved = settings.resolve()
+        if resolved is None:
+            raise ConfigError(
+                "mailbox: IMAP needs a password source (password_file, password_env or "
+                "password_credential), or auth = 'xoauth2' with a [mailbox.oauth] table"
+            )
+        password = resolved
     return ImapSource(
         ImapSettings(
             host=settings.host,
@@ -36,5 +45,7 @@ def source_from_settings(settings: MailboxSettings) -> MailboxSource:
             folders=folders,
             batch_size=settings.batch_size,
             timeout=settings.timeout_seconds,
+            auth=settings.auth,
+            token_provider=provider,
         )
     )

@@ -6,6 +6,8 @@
 * Filing uses MOVE, or COPY + ``\\Deleted`` + ``UID EXPUNGE`` of that single UID; a
   plain EXPUNGE is never sent because it would also purge mail other clients flagged.
 * Every connection-level failure drops the connection; the next call reconnects.
+* Login by password or XOAUTH2 (Microsoft 365, Gmail): a cached access token the server
+  refuses is refreshed once and tried again on the same connection.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from mailbot.errors import MailboxError
 from mailbot.mailbox.base import Cursor, Outcome, RawMessage
 from mailbot.mailbox.maildir import DEFAULT_FOLDERS, validate_folders
 from mailbot.net import is_loopback
+from mailbot.oauth import AccessToken, OAuthError, OAuthSetupError, TokenProvider
 
 log = logging.getLogger(__name__)
 
 Security = Literal["ssl", "starttls", "none"]
 _SECURITIES: tuple[Security, ...] = ("ssl", "starttls", "none")
+Auth = Literal["password", "xoauth2"]
+_AUTHS: tuple[Auth, ...] = ("password", "xoauth2")
 _MAX_UID = 2**32 - 1
 _MAX_IDLE_S = 25 * 60
 """RFC 2177: clients must re-issue IDLE before the server's 30-minute logout timer."""
@@ -51,11 +56,15 @@ class MailboxSetupError(MailboxError):
 
 @dataclass(frozen=True, kw_only=True)
 class ImapSettings:
-    """Where and how to reach the registration mailbox. ``password`` never appears in repr."""
+    """Where and how to reach the registration mailbox. ``password`` never appears in repr.
+
+    ``auth="xoauth2"`` logs in with a bearer token from ``token_provider`` instead of the
+    password (which is then unused).
+    """
 
     host: str
     username: str
-    password: str = field(repr=False)
+    password: str = field(default="", repr=False)
     port: int | None = None
     """Defaults to 993 for ``ssl`` and 143 otherwise."""
     security: Security = "ssl"
@@ -65,11 +74,19 @@ class ImapSettings:
     folders: Mapping[Outcome, str] = field(default_factory=lambda: dict(DEFAULT_FOLDERS))
     batch_size: int = 100
     timeout: float = 60.0
+    auth: Auth = "password"
+    token_provider: TokenProvider | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in _SECURITIES:
             raise MailboxError(
                 f"unknown IMAP security {self.security!r}; use one of {', '.join(_SECURITIES)}"
+            )
+        if self.auth not in _AUTHS:
+            raise MailboxError(f"unknown IMAP auth {self.auth!r}; use one of {', '.join(_AUTHS)}")
+        if self.auth == "xoauth2" and self.token_provider is None:
+            raise MailboxError(
+                "IMAP auth 'xoauth2' needs a token provider (the [mailbox.oauth] settings)"
             )
         if self.security == "none" and not is_loopback(self.host):
             raise MailboxError(
@@ -258,9 +275,14 @@ class ImapSource:
         try:
             if s.security == "starttls":
                 client.starttls(context)
-            client.login(s.username, s.password)
+            if s.auth == "xoauth2":
+                self._xoauth2_login(client, where)
+            else:
+                client.login(s.username, s.password)
         except BaseException as e:
             _shutdown_quietly(client)
+            if isinstance(e, MailboxError):
+                raise
             if isinstance(e, ssl.SSLCertVerificationError):
                 raise MailboxSetupError(_cert_hint(where, e)) from e
             if isinstance(e, CapabilityError):
@@ -278,6 +300,52 @@ class ImapSource:
             raise
         log.info("Connected to %s", self.name)
         return client
+
+    def _token(self, rejected: AccessToken | None = None) -> AccessToken:
+        provider = self.settings.token_provider
+        assert provider is not None  # checked by ImapSettings
+        try:
+            return provider.get(rejected=rejected)
+        except OAuthSetupError as e:
+            raise MailboxSetupError(f"no access token for {self.name}: {e}") from e
+        except OAuthError as e:
+            raise MailboxError(f"no access token for {self.name} (will retry): {e}") from e
+
+    def _xoauth2_login(self, client: Any, where: str) -> None:
+        """AUTHENTICATE XOAUTH2; a refused cached token is refreshed once and tried again."""
+        user = self.settings.username
+        if not client.has_capability("AUTH=XOAUTH2"):
+            raise MailboxSetupError(
+                f"IMAP server {where} does not offer AUTH=XOAUTH2; check host and port, or "
+                "use auth = 'password' for this server"
+            )
+        token = self._token()
+        for attempt in (1, 2):
+            try:
+                client.oauth2_login(user, token.value)
+                return
+            except LoginError as e:
+                reply = _text(e)
+                if "[UNAVAILABLE]" in reply.upper():
+                    raise MailboxError(
+                        f"IMAP server {where} could not check the access token right now "
+                        f"({reply}); will retry"
+                    ) from e
+                if attempt == 2 or token.refreshed:
+                    raise MailboxSetupError(
+                        f"IMAP XOAUTH2 login as {user!r} on {where} was refused ({reply}) even "
+                        "with a freshly refreshed access token; check that username is the "
+                        "mailbox the token was granted for and that the scope allows IMAP "
+                        "(Microsoft 365: https://outlook.office.com/IMAP.AccessAsUser.All, "
+                        "Gmail: https://mail.google.com/)"
+                    ) from e
+                log.info(
+                    "IMAP server %s refused the cached access token for %s; refreshing it "
+                    "and trying once more",
+                    where,
+                    user,
+                )
+            token = self._token(rejected=token)
 
     def _ensure_folders(self, client: Any) -> None:
         """Create the target folders up front so the first filing cannot fail on them."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from mailbot.config import OutboxSettings
+from mailbot.errors import ConfigError
+from mailbot.oauth import TokenProvider
 from mailbot.transport.base import Transport
 from mailbot.transport.maildir import MaildirTransport
 from mailbot.transport.smtp import SmtpSettings, SmtpTransport
@@ -12,14 +14,24 @@ def transport_from_settings(settings: OutboxSettings) -> Transport:
     if settings.kind == "maildir":
         return MaildirTransport(settings.path)
     assert settings.host  # validated in config
+    provider: TokenProvider | None = None
+    password: str | None = None
+    if settings.auth == "xoauth2":
+        if settings.oauth is None:  # validated in config; model_copy() skips validation
+            raise ConfigError("outbox: auth = 'xoauth2' needs an [outbox.oauth] table")
+        provider = TokenProvider.from_settings(settings.oauth, timeout=settings.timeout_seconds)
+    elif settings.username:
+        password = settings.resolve()
     return SmtpTransport(
         SmtpSettings(
             host=settings.host,
             port=settings.port,
             security=settings.security,
             username=settings.username,
-            password=settings.resolve() if settings.username else None,
+            password=password,
             ca_file=settings.ca_file,
             timeout=settings.timeout_seconds,
+            auth=settings.auth,
+            token_provider=provider,
         )
     )

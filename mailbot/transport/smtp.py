@@ -3,6 +3,9 @@
 The outbox decides from :attr:`DeliveryError.permanent` whether to try again, so the
 classification errs on the side of "transient" for anything that is not a verdict
 about the message itself (server down, throttling, bad credentials, TLS trouble).
+
+Login is by password (AUTH PLAIN/LOGIN) or XOAUTH2 (Microsoft 365, Gmail); a cached
+access token the server refuses is refreshed once and tried again on the same connection.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from mailbot.errors import ConfigError, DeliveryError
 from mailbot.net import is_loopback
+from mailbot.oauth import AccessToken, OAuthError, TokenProvider, xoauth2_string
 from mailbot.transport.base import Envelope
 
 log = logging.getLogger(__name__)
@@ -23,12 +28,16 @@ log = logging.getLogger(__name__)
 Security = Literal["ssl", "starttls", "none"]
 _SECURITIES: tuple[Security, ...] = ("ssl", "starttls", "none")
 _DEFAULT_PORTS: dict[Security, int] = {"ssl": 465, "starttls": 587, "none": 25}
+Auth = Literal["password", "xoauth2"]
+_AUTHS: tuple[Auth, ...] = ("password", "xoauth2")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SmtpSettings:
     """How to reach the submission server. ``password`` never appears in repr.
 
+    ``auth="xoauth2"`` logs in as ``username`` with a bearer token from ``token_provider``;
+    with ``auth="password"`` a ``username`` means AUTH with ``password``, none means no AUTH.
     Contradictions are :class:`ConfigError` at construction, before any mail is queued.
     """
 
@@ -43,6 +52,8 @@ class SmtpSettings:
     timeout: float = 60.0
     local_hostname: str | None = None
     """Name sent in EHLO; smtplib's FQDN guess when unset."""
+    auth: Auth = "password"
+    token_provider: TokenProvider | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in _SECURITIES:
@@ -55,7 +66,18 @@ class SmtpSettings:
                 "would cross the network unencrypted. Use 'starttls' (port 587) or 'ssl' "
                 "(port 465); 'none' is only allowed for localhost."
             )
-        if self.username and self.password is None:
+        if self.auth not in _AUTHS:
+            raise ConfigError(f"unknown SMTP auth {self.auth!r}; use one of {', '.join(_AUTHS)}")
+        if self.auth == "xoauth2":
+            if not self.username:
+                raise ConfigError(
+                    "SMTP auth 'xoauth2' needs username: the mailbox the token was granted for"
+                )
+            if self.token_provider is None:
+                raise ConfigError(
+                    "SMTP auth 'xoauth2' needs a token provider (the [outbox.oauth] settings)"
+                )
+        elif self.username and self.password is None:
             raise ConfigError(f"SMTP username {self.username!r} is set but no password")
 
     @property
@@ -136,16 +158,56 @@ class SmtpTransport:
             if s.security == "starttls":
                 conn.starttls(context=self._ssl_context())
                 conn.ehlo()
-            if s.username:
+            if s.auth == "xoauth2":
+                self._xoauth2_login(conn, where)
+            elif s.username:
                 conn.login(s.username, s.password or "")  # None refused by SmtpSettings
         except DeliveryError:
             _close_quietly(conn)
             raise
         except Exception as e:
             _close_quietly(conn)
-            raise DeliveryError(_connect_hint(where, s.username, e), permanent=False) from e
+            raise DeliveryError(_connect_hint(where, s.username, e, s.auth), permanent=False) from e
         log.info("Connected to %s", self.name)
         return conn
+
+    def _token(self, rejected: AccessToken | None = None) -> AccessToken:
+        provider = self.settings.token_provider
+        assert provider is not None  # checked by SmtpSettings
+        try:
+            return provider.get(rejected=rejected)
+        except OAuthError as e:
+            # Not a verdict on any message: the outbox keeps it and tries again later.
+            raise DeliveryError(f"no access token for {self.name}: {e}", permanent=False) from e
+
+    def _xoauth2_login(self, conn: smtplib.SMTP, where: str) -> None:
+        """AUTH XOAUTH2 with an initial response; a refused cached token is refreshed once."""
+        user = self.settings.username or ""
+        if not conn.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("the server offers no AUTH")
+        offered = conn.esmtp_features.get("auth", "").upper().split()
+        if "XOAUTH2" not in offered:
+            raise DeliveryError(
+                f"SMTP server {where} does not offer AUTH XOAUTH2 (only {' '.join(offered)}); "
+                "check host and port, or use auth = 'password' for this server",
+                permanent=False,
+            )
+        token = self._token()
+        try:
+            conn.auth("XOAUTH2", _xoauth2_responder(user, token.value), initial_response_ok=True)
+            return
+        except smtplib.SMTPAuthenticationError as e:
+            if token.refreshed or not _code_is_permanent(e.smtp_code):
+                raise
+            log.info(
+                "SMTP server %s refused the cached access token for %s (%d); refreshing it and "
+                "trying once more",
+                where,
+                user,
+                e.smtp_code,
+            )
+        token = self._token(rejected=token)
+        conn.auth("XOAUTH2", _xoauth2_responder(user, token.value), initial_response_ok=True)
 
     def _connection(self) -> smtplib.SMTP:
         """The open connection, checked with NOOP so a server-side idle timeout costs no send."""
@@ -211,6 +273,17 @@ class SmtpTransport:
         log.debug("Sent %s via %s", envelope.dedupe_key, self.name)
 
 
+def _xoauth2_responder(user: str, token: str) -> Callable[..., str]:
+    """smtplib's ``authobject``: the XOAUTH2 string first (or for an empty 334 challenge);
+    a non-empty challenge is the server's JSON error report, answered with an empty line
+    so that it ends the exchange with its 5xx."""
+
+    def respond(challenge: bytes | None = None) -> str:
+        return "" if challenge else xoauth2_string(user, token)
+
+    return respond
+
+
 def _close_quietly(conn: smtplib.SMTP | None) -> None:
     if conn is None:
         return
@@ -220,13 +293,28 @@ def _close_quietly(conn: smtplib.SMTP | None) -> None:
         pass
 
 
-def _connect_hint(where: str, username: str | None, error: BaseException) -> str:
+def _connect_hint(
+    where: str, username: str | None, error: BaseException, auth: Auth = "password"
+) -> str:
     """An admin-facing explanation of why the SMTP session could not be set up."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return (
             f"TLS certificate of SMTP server {where} could not be verified ({error}). If it "
             "uses a private CA, set ca_file to that CA's PEM file; otherwise fix the server "
             "certificate. Verification is never switched off."
+        )
+    if isinstance(error, smtplib.SMTPAuthenticationError) and auth == "xoauth2":
+        if not _code_is_permanent(error.smtp_code):
+            return (
+                f"SMTP server {where} could not check the access token right now "
+                f"({error.smtp_code} {_reply_text(error.smtp_error)}); will retry"
+            )
+        return (
+            f"SMTP XOAUTH2 login as {username!r} on {where} was refused ({error.smtp_code} "
+            f"{_reply_text(error.smtp_error)}) even with a freshly refreshed access token; check "
+            "that username is the mailbox the token was granted for and that the scope allows "
+            "SMTP (Microsoft 365: https://outlook.office.com/SMTP.Send and SMTP AUTH enabled "
+            "for the mailbox; Gmail: https://mail.google.com/)"
         )
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return (
