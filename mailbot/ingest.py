@@ -4,6 +4,10 @@ registrations and the queued replies, all in a single transaction.
 The mailbox is told to file the message only after :func:`process` returns, i.e. after
 the commit; a crash before that just means the next pass sees the message again, finds
 its dedupe key in the ledger, and files it without registering or replying twice.
+
+:func:`reprocess` runs a stored message again from its raw copy (the review queue's
+``reprocess``, e.g. after the admin extended the label vocabulary): same ledger row, same
+dedupe keys for the replies, so nothing already queued goes twice.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from mailbot.config import EventSettings, Settings
+from mailbot.errors import MailbotError
 from mailbot.forms import Vocabulary
 from mailbot.forms.worker import parse_isolated
 from mailbot.forms.model import EventRef, FormData, Limits
@@ -50,6 +55,11 @@ _SMALL_IMAGE = 60 * 1024
 # reply back, a receipt or our own mail carries nothing new.
 _NEVER_FORMS = frozenset({"bounce", "read_receipt", "own", "loop"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+class ReprocessError(MailbotError):
+    """A stored message could not be run again (unknown, raw copy gone, or the pipeline
+    failed on it); nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,114 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
     )
 
 
+def reprocess(ctx: IngestContext, inbound_id: int, *, note: str | None = None) -> MessageResult:
+    """Run a stored message through the pipeline again from its raw copy in the blob
+    store (e.g. after the admin extended the label vocabulary), in one transaction.
+
+    The ledger row keeps its id and dedupe key; its attachment rows are replaced by the
+    new reading; its outcome and reason are replaced, the previous ones kept in its
+    history. Replies are queued as the first time: their dedupe keys keep anything
+    already queued from going twice. Deadlines are judged by when the message arrived.
+    The new outcome settles a review (``resolution = 'reprocessed'``) unless it is
+    needs_review again. Raises :class:`ReprocessError`, with nothing changed, when the
+    message is unknown, purged, its raw copy is gone, or the pipeline fails on it.
+    """
+    now = ctx.now()
+    with ctx.session_factory() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+        if inbound is None:
+            raise ReprocessError(f"no message with id {inbound_id}")
+        assert inbound.id is not None
+        ref = inbound.ref
+        if inbound.purged_at is not None:
+            raise ReprocessError(f"message {ref} was purged (retention); nothing to run again")
+        data = _stored_raw(ctx, inbound)
+        if data is None:
+            raise ReprocessError(f"the raw copy of message {inbound.ref} is no longer stored")
+        raw = RawMessage(ref=inbound.ref, data=data, folder=inbound.folder or inbound.source)
+        too_large = len(data) > ctx.settings.limits.max_message_bytes
+        parsed = parse_message(_headers_only(data) if too_large else data, ctx.mime_limits)
+        before_outcome, before_reason = inbound.outcome, inbound.reason
+        try:
+            _forget_attachments(session, inbound.id)
+            decision = _decide(ctx, session, inbound, parsed, raw, now, as_of=inbound.received_at, replay=True)
+            when = now.astimezone(ctx.settings.tz).strftime("%Y-%m-%d %H:%M")
+            reason = "; ".join(decision.reasons)
+            inbound.outcome = decision.outcome
+            inbound.reason = f"{reason} [reprocessed {when}; was {before_outcome}]"[:2000]
+            inbound.warnings = "\n".join(parsed.warnings) or None
+            inbound.add_history(
+                "reprocess",
+                now,
+                previous_outcome=before_outcome,
+                previous_reason=before_reason,
+                outcome=decision.outcome,
+                reason=reason[:2000],
+                note=note,
+            )
+            if decision.outcome != "needs_review":
+                inbound.resolution = "reprocessed"
+                inbound.resolved_at = now
+                inbound.resolution_note = (note or None) and (note or "")[:2000]
+            session.add(inbound)
+            session.commit()
+        except Exception as e:
+            session.rollback()
+            log.exception("message %s could not be reprocessed; nothing changed", ref)
+            raise ReprocessError(
+                f"message {ref} could not be reprocessed ({type(e).__name__}: {e}); nothing changed"
+            ) from e
+    log.info("message %s reprocessed: %s → %s (%s)", inbound.ref, before_outcome, decision.outcome, reason)
+    return MessageResult(
+        inbound_id=inbound.id,
+        ref=inbound.ref,
+        outcome=decision.outcome,
+        reason=reason,
+        folder=FOLDER_OF[decision.outcome],
+        registrations=tuple(decision.registrations),
+        replies=tuple(decision.replies),
+    )
+
+
+def _stored_raw(ctx: IngestContext, inbound: InboundMessage) -> bytes | None:
+    try:
+        data = ctx.blobs.get(inbound.raw_sha256)
+    except FileNotFoundError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == inbound.raw_sha256 else None
+
+
+def _forget_attachments(session: Session, inbound_id: int) -> None:
+    """Drop a message's attachment rows before it is read again; a registration that
+    came from one of them loses the link until the new reading applies its form."""
+    old = session.exec(select(StoredAttachment).where(StoredAttachment.inbound_id == inbound_id)).all()
+    ids = [a.id for a in old]
+    if not ids:
+        return
+    for reg in session.exec(select(Registration).where(col(Registration.source_attachment_id).in_(ids))).all():
+        reg.source_attachment_id = None
+        session.add(reg)
+    session.flush()
+    for att in old:
+        session.delete(att)
+    session.flush()
+
+
+def answering_for(ctx: IngestContext, inbound: InboundMessage) -> tuple[Answering | None, str | None]:
+    """How the pipeline answers ``inbound``, for mails an admin's action causes later:
+    the :class:`Answering` (threading, ref, daily cap) and the address replies go to.
+    ``(None, None)`` when its raw copy is gone or it is a message never answered
+    (bounce, auto-reply, mailing list, our own mail)."""
+    data = _stored_raw(ctx, inbound)
+    if data is None:
+        return None, None
+    too_large = len(data) > ctx.settings.limits.max_message_bytes
+    parsed = parse_message(_headers_only(data) if too_large else data, ctx.mime_limits)
+    if classify(parsed, ctx.settings.replying_as) is not None:
+        return None, None
+    return Answering(inbound, parsed), _reply_address(parsed, ctx.settings)
+
+
 def _ledger_row(
     parsed: ParsedMessage, raw: RawMessage, key: str, ref: str, raw_sha: str, now: dt.datetime
 ) -> InboundMessage:
@@ -205,7 +323,13 @@ def _decide(
     parsed: ParsedMessage,
     raw: RawMessage,
     now: dt.datetime,
+    *,
+    as_of: dt.datetime | None = None,
+    replay: bool = False,
 ) -> _Decision:
+    """Decide and carry out what ``parsed`` asks for. ``as_of`` is when the message
+    arrived (deadlines are judged by it; defaults to ``now``); ``replay`` runs a stored
+    message again, without counting its bounce or auto-reply a second time."""
     settings = ctx.settings
     decision = _Decision()
     if len(raw.data) > settings.limits.max_message_bytes:
@@ -214,13 +338,20 @@ def _decide(
     verdict = classify(parsed, settings.replying_as)
     if verdict is not None and verdict.kind == "bounce":
         decision.outcome = "ignored"
-        decision.reasons.append(f"bounce: {verdict.reason}; {record_bounce(session, parsed, now)}")
+        done = "recorded when it arrived" if replay else record_bounce(session, parsed, now)
+        decision.reasons.append(f"bounce: {verdict.reason}; {done}")
         return decision
     if verdict is not None and verdict.kind in _NEVER_FORMS:
         decision.outcome = "ignored"
         decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
         return decision
-    if verdict is not None and verdict.kind == "auto_reply":
+    if verdict is None and any(".digest@" in m for m in (*parsed.in_reply_to, *parsed.references)):
+        # An organiser answering the daily digest writes to a person, not to the bot.
+        decision.escalate("needs_review", "reply to the organisers' daily digest: for a person, not answered")
+        return decision
+    if replay:
+        pass  # the address's state was updated when the message arrived
+    elif verdict is not None and verdict.kind == "auto_reply":
         record_auto_reply(session, parsed.from_addr, now)
     else:
         clear_bounce(session, parsed.from_addr)
@@ -258,7 +389,8 @@ def _decide(
         assert answering is not None
         _withdraw(ctx, session, decision, answering, reply_addr, linked, forms, withdrawal.reason, now, out)
     elif forms:
-        _register(ctx, session, decision, inbound, answering, reply_addr, linked, forms, now, out)
+        _register(ctx, session, decision, inbound, answering, reply_addr, linked, forms, now, out,
+                  as_of=as_of or now)
     else:
         _no_form(ctx, session, decision, answering, reply_addr, linked, unreadable, blank_returned, now, out)
     decision.replies.extend(out.queued)
@@ -358,10 +490,13 @@ def _register(
     forms: Sequence[tuple[StoredAttachment, FormData]],
     now: dt.datetime,
     out: Queued,
+    *,
+    as_of: dt.datetime,
 ) -> None:
     settings = ctx.settings
     mailer = ctx.mailer
     today = _today(settings, now)
+    arrived = _today(settings, as_of)
     assert inbound.id is not None
     for index, (stored, form) in enumerate(forms):
         event_key = form.event or settings.default_event
@@ -376,7 +511,9 @@ def _register(
         if target is None:
             target = find_correction_target(session, event_key=event_key, sender=inbound.from_addr, form=form)
         over = today > event.date
-        late = over or (today > event.deadline and target is None)
+        # A form that arrived in time is in time, even when it is read later (reprocessed
+        # after the admin taught the reader a label); one for an event already held is not.
+        late = over or (arrived > event.deadline and target is None)
         if over and target is not None:
             decision.escalate(
                 "needs_review",

@@ -239,6 +239,9 @@ def apply_form(
             status="late" if is_late else "confirmed",
             registered_at=now,
             status_changed_at=now,
+            # One set of consents per form, given for everyone it lists.
+            consent_data_processing=bool(consents and consents.data_processing),
+            consent_newsletter=bool(consents and consents.newsletter),
         )
         if previous is not None:
             unmatched_old.remove(previous)

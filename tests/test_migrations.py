@@ -4,7 +4,8 @@ upgrade, and the migrations build exactly the schema the models describe.
 The daemon upgrades the database on every start, so 0002 runs on real registrations:
 the people already registered must keep their seats (status 'confirmed') and count as
 registered when their registration was created, which orders the waiting list and
-decides which reminders they get. tests/test_postgres.py checks models against
+decides which reminders they get. 0003 gives each existing participant the consents of
+their registration's form, and leaves every message unresolved and nothing purged. tests/test_postgres.py checks models against
 migrations on PostgreSQL; this is the same check for the embedded default.
 """
 
@@ -21,8 +22,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from mailbot.store.db import alembic_config, make_engine, upgrade
-from mailbot.store.tables import Participant, Registration
+from mailbot.store.tables import InboundMessage, Participant, PurgedEvent, Registration
 
+HEAD = "0003"
 CREATED = dt.datetime(2016, 3, 30, 14, 15, 16, tzinfo=dt.UTC)
 CREATED_SQL = "2016-03-30 14:15:16.000000"  # how SQLAlchemy stores it in SQLite (UTC)
 
@@ -64,7 +66,7 @@ def test_0002_keeps_existing_participants_seated_since_their_registration(tmp_pa
 
     engine = engine_at(tmp_path)  # as the daemon does on its next start
     try:
-        assert revision_of(engine) == ["0002"]
+        assert revision_of(engine) == [HEAD]
         tables = set(sa.inspect(engine).get_table_names())
         assert {"address_status", "event_state"} <= tables
         assert "cancelled_at" in {c["name"] for c in sa.inspect(engine).get_columns("registration")}
@@ -103,7 +105,7 @@ def test_an_empty_database_upgrades_to_head_and_again_without_change(tmp_path: P
         assert set(SQLModel.metadata.tables) | {"alembic_version"} == tables
         head = revision_of(engine)
         upgrade(engine)
-        assert revision_of(engine) == head == ["0002"]
+        assert revision_of(engine) == head == [HEAD]
     finally:
         engine.dispose()
 
@@ -127,6 +129,99 @@ def test_downgrading_0002_restores_the_0001_schema(tmp_path: Path) -> None:
         columns = {c["name"] for c in sa.inspect(engine).get_columns("participant")}
         assert not {"status", "registered_at", "status_changed_at"} & columns
         command.upgrade(alembic_config(engine), "head")
+        assert revision_of(engine) == [HEAD]
+    finally:
+        engine.dispose()
+
+
+def _seed_0002(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO inbound_message (id, dedupe_key, ref, raw_sha256, size, source, received_at,"
+            " outcome, reason, filed, times_seen) VALUES"
+            " (1, 'k1', 'r1', :sha, 10, 'maildir', :at, 'registered', NULL, 1, 1),"
+            " (2, 'k2', 'r2', :sha, 10, 'maildir', :at, 'needs_review', 'late registration', 1, 1)"
+        ), {"sha": "0" * 64, "at": CREATED_SQL})
+        conn.execute(sa.text(
+            "INSERT INTO registration (id, code, event_key, status, workshops, consent_data_processing,"
+            " consent_newsletter, sender_email, problems_json, source_inbound_id, version, created_at,"
+            " updated_at) VALUES"
+            " (1, 'OPO-7K3F2', 'opole-2016', 'confirmed', 'A', 1, 1, 'sekretariat@nysa.pl', '[]', 1, 1, :at, :at),"
+            " (2, 'OPO-9QWE4', 'opole-2016', 'late', 'B', 1, 0, 'ug@brzeg.pl', '[]', 2, 1, :at, :at)"
+        ), {"at": CREATED_SQL})
+        conn.execute(sa.text(
+            "INSERT INTO participant (id, registration_id, position, full_name, email, status, registered_at,"
+            " status_changed_at) VALUES"
+            " (1, 1, 0, 'Anna Nowak', 'a@nysa.pl', 'confirmed', :at, :at),"
+            " (2, 1, 1, 'Jan Kos', NULL, 'waitlisted', :at, :at),"
+            " (3, 2, 0, 'Ewa Lis', 'ewa@brzeg.pl', 'late', :at, :at)"
+        ), {"at": CREATED_SQL})
+        conn.execute(sa.text(
+            "INSERT INTO outbound_mail (id, dedupe_key, kind, to_addr, subject, message_id, inbound_id,"
+            " registration_id, raw, envelope_to, status, attempts, created_at) VALUES"
+            " (1, 'first:OPO-7K3F2:a@nysa.pl', 'ack', 'a@nysa.pl', 's', '<m1@x>', 1, 1, :raw, 'a@nysa.pl',"
+            " 'sent', 1, :at)"
+        ), {"at": CREATED_SQL, "raw": b"raw"})
+
+
+def test_0003_gives_participants_their_forms_consents_and_leaves_messages_unresolved(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path, "0002")
+    _seed_0002(engine)
+    engine.dispose()
+
+    engine = engine_at(tmp_path)  # the daemon's next start
+    try:
+        assert revision_of(engine) == [HEAD]
+        assert "purged_event" in set(sa.inspect(engine).get_table_names())
+        with Session(engine, expire_on_commit=False) as session:
+            people = session.exec(select(Participant).order_by(Participant.id)).all()  # type: ignore[arg-type]
+            assert [(p.full_name, p.status, p.consent_data_processing, p.consent_newsletter) for p in people] == [
+                ("Anna Nowak", "confirmed", True, True),
+                ("Jan Kos", "waitlisted", True, True),
+                ("Ewa Lis", "late", True, False),
+            ]
+            messages = session.exec(select(InboundMessage).order_by(InboundMessage.id)).all()  # type: ignore[arg-type]
+            assert [(m.outcome, m.resolution, m.resolved_at, m.history, m.purged_at) for m in messages] == [
+                ("registered", None, None, None, None),
+                ("needs_review", None, None, None, None),
+            ]
+            assert all(r.purged_at is None for r in session.exec(select(Registration)))
+            assert session.exec(select(PurgedEvent)).all() == []
+            # New rows get the model defaults; the consent columns are NOT NULL.
+            session.add(Participant(registration_id=2, position=1, full_name="Piotr Zając"))
+            messages[1].add_history("reject", CREATED, note="telefonicznie")
+            messages[1].resolution = "rejected"
+            session.add(messages[1])
+            session.commit()
+            added = session.exec(select(Participant).where(Participant.full_name == "Piotr Zając")).one()
+            assert (added.consent_data_processing, added.consent_newsletter) == (False, False)
+            assert session.get(InboundMessage, 2).history_entries()[0]["note"] == "telefonicznie"  # type: ignore[union-attr]
+        with engine.connect() as conn:
+            nullable = {c["name"]: c["nullable"] for c in sa.inspect(conn).get_columns("participant")}
+            assert not nullable["consent_data_processing"] and not nullable["consent_newsletter"]
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("inbound_message")}
+            assert {"resolution", "resolved_at", "resolution_note", "history", "purged_at"} <= columns
+            assert conn.execute(sa.text("SELECT raw FROM outbound_mail")).scalar() == b"raw"
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_0003_keeps_the_data_of_0002(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path, "0002")
+    _seed_0002(engine)
+    engine.dispose()
+    engine = engine_at(tmp_path)
+    try:
+        command.downgrade(alembic_config(engine), "0002")
         assert revision_of(engine) == ["0002"]
+        assert "purged_event" not in set(sa.inspect(engine).get_table_names())
+        assert "consent_newsletter" not in {c["name"] for c in sa.inspect(engine).get_columns("participant")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM participant")).scalar() == 3
+            assert conn.execute(sa.text("SELECT reason FROM inbound_message WHERE id = 2")).scalar() == (
+                "late registration"
+            )
+        upgrade(engine)
+        assert revision_of(engine) == [HEAD]
     finally:
         engine.dispose()

@@ -70,6 +70,7 @@ TABLES = {
     "outbound_mail",
     "address_status",
     "event_state",
+    "purged_event",
 }
 
 

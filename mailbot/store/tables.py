@@ -7,6 +7,8 @@ Schema changes go through Alembic migrations in ``mailbot/store/migrations``; ne
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -63,6 +65,28 @@ class InboundMessage(SQLModel, table=True):
     times_seen: int = 1
     """How often these exact bytes arrived (a double send, a re-fetch after a crash)."""
     warnings: str | None = None
+    resolution: str | None = Field(default=None, index=True, max_length=20)
+    """How an admin settled a needs_review message (``mailbot review``): accepted |
+    rejected | reprocessed | fixed; None while it waits (or needs no review)."""
+    resolved_at: dt.datetime | None = None
+    resolution_note: str | None = Field(default=None, max_length=2000)
+    history: str | None = None
+    """JSON list of what admins did with this message (fix, accept, reject, reprocess —
+    the latter with the outcome and reason it replaced), oldest first."""
+    purged_at: dt.datetime | None = None
+    """Set when retention removed the message's personal data and stored files."""
+
+    def history_entries(self) -> list[dict[str, Any]]:
+        if not self.history:
+            return []
+        loaded = json.loads(self.history)
+        return [e for e in loaded if isinstance(e, dict)] if isinstance(loaded, list) else []
+
+    def add_history(self, action: str, at: dt.datetime, **details: Any) -> None:
+        """Append one entry to :attr:`history` (the caller adds the row to its session)."""
+        entries = self.history_entries()
+        entries.append({"action": action, "at": at.isoformat(), **details})
+        self.history = json.dumps(entries, ensure_ascii=False, default=str)
 
 
 class StoredAttachment(SQLModel, table=True):
@@ -115,6 +139,8 @@ class Registration(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     cancelled_at: dt.datetime | None = None
+    purged_at: dt.datetime | None = None
+    """Set when retention removed the personal data (see :mod:`mailbot.purge`)."""
 
 
 class Participant(SQLModel, table=True):
@@ -135,6 +161,10 @@ class Participant(SQLModel, table=True):
     """When this person first appeared on a form: orders the waiting list and decides
     which reminders they get; kept when a corrected form replaces the registration."""
     status_changed_at: dt.datetime = Field(default_factory=utcnow)
+    consent_data_processing: bool = False
+    consent_newsletter: bool = False
+    """The consents of the form that listed this person (a form has one set of consents:
+    each person on it gets them)."""
 
 
 class AddressStatus(SQLModel, table=True):
@@ -209,3 +239,36 @@ class OutboundMail(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     sent_at: dt.datetime | None = None
+    purged_at: dt.datetime | None = None
+    """Set when retention removed the mail's bytes and addresses (kind, status and dates
+    stay for the statistics)."""
+
+
+class PurgedEvent(SQLModel, table=True):
+    """What is left of an event once its personal data was purged: anonymous counts, so
+    the organisers' statistics survive. Added to when late stragglers are purged too."""
+
+    __tablename__ = "purged_event"
+
+    event_key: str = Field(primary_key=True, max_length=64)
+    event_date: dt.date | None = None
+    """None when the event was no longer configured at purge time."""
+    first_purged_at: dt.datetime = Field(default_factory=utcnow)
+    last_purged_at: dt.datetime = Field(default_factory=utcnow)
+    messages: int = 0
+    registrations: int = 0
+    registrations_incomplete: int = 0
+    registrations_cancelled: int = 0
+    registrations_late: int = 0
+    participants: int = 0
+    participants_confirmed: int = 0
+    participants_waitlisted: int = 0
+    participants_cancelled: int = 0
+    participants_late: int = 0
+    consent_newsletter: int = 0
+    """Participants who had agreed to hear about later conferences."""
+    workshops_json: str = "{}"
+    """Workshop letter → registrations that chose it."""
+    by_date_json: str = "{}"
+    """Day the registration was created (local date, ISO) → {"registrations": n,
+    "participants": m}."""
