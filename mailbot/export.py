@@ -1,4 +1,8 @@
-"""The participant list as organisers want it: CSV, XLSX (one sheet per event) or JSON."""
+"""The participant list as organisers want it: CSV, XLSX (one sheet per event) or JSON.
+
+The XLSX is also what the daily digest attaches (:mod:`mailbot.digest`): organisers open
+it in Excel or LibreOffice, so it speaks Polish (statuses included), keeps the header
+row bold and frozen, has filters on and columns sized to their content."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlmodel import Session, col, select
@@ -46,15 +51,34 @@ class RegistrationRow:
 
 
 def load_rows(session: Session, event: str | None = None) -> list[RegistrationRow]:
+    """Every registration (of ``event``, or of all events) with its participants.
+
+    Three queries whatever the size: registrations, their participants, their source
+    messages (the digest builds this for hundreds of people every morning)."""
     query = select(Registration).order_by(col(Registration.event_key), col(Registration.id))
     if event:
         query = query.where(Registration.event_key == event)
+    regs = session.exec(query).all()
+    people_of: dict[int, list[Participant]] = {}
+    message_ids: dict[int, str | None] = {}
+    reg_ids = [r.id for r in regs if r.id is not None]
+    for chunk in _chunks(reg_ids):
+        for p in session.exec(
+            select(Participant)
+            .where(col(Participant.registration_id).in_(chunk))
+            .order_by(col(Participant.registration_id), col(Participant.position))
+        ).all():
+            people_of.setdefault(p.registration_id, []).append(p)
+    inbound_ids = sorted({r.source_inbound_id for r in regs})
+    for chunk in _chunks(inbound_ids):
+        for inbound_id, message_id in session.exec(
+            select(InboundMessage.id, InboundMessage.message_id).where(col(InboundMessage.id).in_(chunk))
+        ).all():
+            if inbound_id is not None:
+                message_ids[inbound_id] = message_id
     rows = []
-    for reg in session.exec(query).all():
-        people = session.exec(
-            select(Participant).where(Participant.registration_id == reg.id).order_by(col(Participant.position))
-        ).all()
-        source = session.get(InboundMessage, reg.source_inbound_id)
+    for reg in regs:
+        people = people_of.get(reg.id or -1, [])
         rows.append(
             RegistrationRow(
                 code=reg.code,
@@ -74,7 +98,7 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
                     "newsletter": reg.consent_newsletter,
                 },
                 sender=reg.sender_email,
-                source_message_id=source.message_id if source else None,
+                source_message_id=message_ids.get(reg.source_inbound_id),
                 created_at=reg.created_at.isoformat(),
                 updated_at=reg.updated_at.isoformat(),
                 version=reg.version,
@@ -84,12 +108,27 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
     return rows
 
 
+def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
+    """IN lists of bounded length (SQLite and PostgreSQL both cope, but not unbounded)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
 SEAT_PL = {
     "confirmed": "potwierdzony",
     "waitlisted": "lista rezerwowa",
     "cancelled": "rezygnacja",
     "late": "po terminie",
 }
+"""A participant's status as organisers read it (the "Udział" column)."""
+
+REGISTRATION_PL = {
+    "confirmed": "przyjęte",
+    "incomplete": "niekompletne",
+    "cancelled": "wycofane",
+    "late": "po terminie",
+}
+"""A registration's status in Polish (the XLSX "Status" column; CSV and JSON keep the
+stored values, which scripts match on)."""
 
 COLUMNS = (
     ("Wydarzenie", "event"),
@@ -145,15 +184,46 @@ def _fit_columns(sheet: Worksheet) -> None:
         sheet.column_dimensions[get_column_letter(idx)].width = min(60, max(8, width + 2))
 
 
-def to_xlsx(rows: Sequence[RegistrationRow]) -> bytes:
-    """One sheet per event, header row frozen, filters on, columns sized to content."""
-    wb = Workbook()
-    wb.remove(wb.active)
-    events = sorted({r.event for r in rows}) or ["uczestnicy"]
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
+_STATUS_COLUMN = next(i for i, (_, key) in enumerate(COLUMNS) if key == "status")
+
+
+def _sheet_titles(events: Sequence[str]) -> dict[str, str]:
+    """Sheet names: the event key, cut to Excel's 31 characters, unique."""
+    titles: dict[str, str] = {}
     for event in events:
-        sheet = wb.create_sheet(title=event[:31])
-        sheet.append([title for title, _ in COLUMNS])
+        title = event[:31] or "uczestnicy"
+        n = 2
+        while title in titles.values():
+            suffix = f"~{n}"
+            title = event[: 31 - len(suffix)] + suffix
+            n += 1
+        titles[event] = title
+    return titles
+
+
+def to_xlsx(rows: Sequence[RegistrationRow], events: Sequence[str] | None = None) -> bytes:
+    """One sheet per event, header row bold and frozen, filters on, columns sized to
+    content, statuses in Polish.
+
+    ``events`` names the sheets, in that order, an event without registrations getting
+    an empty one (the digest always shows the organiser's event); rows of other events
+    are left out. By default: every event that has rows, sorted."""
+    wb = Workbook()
+    if wb.active is not None:
+        wb.remove(wb.active)
+    chosen = list(dict.fromkeys(events)) if events is not None else sorted({r.event for r in rows})
+    titles = _sheet_titles(chosen or ["uczestnicy"])
+    for event, title in titles.items():
+        sheet = wb.create_sheet(title=title)
+        sheet.append([heading for heading, _ in COLUMNS])
+        for cell in sheet[1]:
+            cell.font = _HEADER_FONT
+            cell.fill = _HEADER_FILL
+            cell.alignment = Alignment(vertical="center")
         for line in _flat([r for r in rows if r.event == event]):
+            line[_STATUS_COLUMN] = REGISTRATION_PL.get(line[_STATUS_COLUMN], line[_STATUS_COLUMN])
             sheet.append(line)
         sheet.freeze_panes = "A2"
         sheet.auto_filter.ref = sheet.dimensions

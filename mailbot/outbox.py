@@ -163,8 +163,12 @@ def compose(
     now: dt.datetime,
     reply_to: ReplyTo | None = None,
     attachments: Sequence[FileAttachment] = (),
+    auto_submitted: str = "auto-replied",
 ) -> EmailMessage:
-    """Build the reply; its Message-ID derives from the dedupe key, so it is stable."""
+    """Build the reply; its Message-ID derives from the dedupe key, so it is stable.
+
+    ``auto_submitted``: ``auto-replied`` for answers, ``auto-generated`` for mail nobody
+    asked for (the organisers' daily digest), per RFC 3834."""
     msg = EmailMessage()
     _address_header(msg, "From", sender.address, sender.name)
     _address_header(msg, "To", to, to_name)
@@ -179,7 +183,7 @@ def compose(
         msg["References"] = " ".join(f"<{r}>" for r in refs)
     # RFC 3834: mark as automatic so well-behaved responders stay silent; the Microsoft
     # header stops Exchange/Outlook out-of-office replies to us.
-    msg["Auto-Submitted"] = "auto-replied"
+    msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "OOF, NRN, AutoReply, RN"
     msg["Precedence"] = "auto_reply"
     msg["X-Mailbot-Kind"] = kind
