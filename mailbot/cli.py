@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 import json
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -36,6 +34,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+review_app = typer.Typer(
+    help="Resolve what waits in Needs-Review: list, show, fix, accept, reject, reprocess.", no_args_is_help=True
+)
+app.add_typer(review_app, name="review")
 err = Console(stderr=True, soft_wrap=True)  # log-like lines: never wrapped mid-sentence
 out = Console()
 log = logging.getLogger("mailbot")
@@ -110,9 +112,10 @@ def check_config(config: ConfigOpt = None) -> None:
         raise _fail(str(e)) from e
     problems: list[str] = []
     for name, secret in (("mailbox", settings.mailbox), ("outbox", settings.outbox)):
-        needs = (name == "mailbox" and settings.mailbox.kind == "imap") or (
-            name == "outbox" and settings.outbox.kind == "smtp" and settings.outbox.username
-        )
+        needs = (
+            (name == "mailbox" and settings.mailbox.kind == "imap")
+            or (name == "outbox" and settings.outbox.kind == "smtp" and settings.outbox.username)
+        ) and secret.auth == "password"
         if needs and not secret.configured:
             problems.append(f"{name}: no password source; set password_file, password_env or password_credential")
         elif secret.configured:
@@ -168,45 +171,40 @@ def parse(
 
 @app.command()
 def run(
-    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (else run as a service).")] = False,
     config: ConfigOpt = None,
     inbox: InboxOpt = None,
     outbox: OutboxOpt = None,
     db: DbOpt = None,
     now: NowOpt = None,
 ) -> None:
-    """Read the mailbox, register forms, queue and deliver replies."""
+    """Run the service: watch the mailbox (IMAP IDLE or polling), answer, remind, send
+    the daily digest. With --once: one pass over the mailbox and the outbox, then exit."""
     from mailbot.app import build_app
     from mailbot.errors import MailboxError
 
     settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
+    if not once:
+        from mailbot.daemon import Daemon, setup_logging
+
+        if now is not None:
+            raise _fail("--now only makes sense with --once (the service follows the real clock)")
+        setup_logging(settings.log_level)
+        try:
+            daemon = Daemon(find_config(config), {"inbox": inbox, "outbox": outbox, "db": db}, settings=settings)
+        except ConfigError as e:
+            raise _fail(str(e)) from e
+        raise typer.Exit(daemon.run())
     _setup_logging(settings.log_level)
     try:
         app_ = build_app(settings, clock=_clock(now, settings))
     except ConfigError as e:
         raise _fail(str(e)) from e
-    stop = {"requested": False}
-
-    def _request_stop(signum: int, _frame: FrameType | None) -> None:
-        stop["requested"] = True
-        log.info("signal %s received; stopping after the message in hand", signum)
-
-    signal.signal(signal.SIGTERM, _request_stop)
-    while True:
-        try:
-            report = _run_pass(app_)
-        except MailboxError as e:
-            if once:
-                raise _fail(f"mailbox: {e}", code=1) from e
-            log.error("mailbox unavailable: %s; retrying in %ss", e, settings.mailbox.poll_seconds)
-        else:
-            _print_pass(report)
-        if once or stop["requested"]:
-            return
-        for _ in range(settings.mailbox.poll_seconds):
-            if stop["requested"]:
-                return
-            time.sleep(1)
+    try:
+        report = _run_pass(app_)
+    except MailboxError as e:
+        raise _fail(f"mailbox: {e}", code=1) from e
+    _print_pass(report)
 
 
 def _run_pass(app_: App) -> PassReport:
@@ -273,6 +271,36 @@ def remind(
 
 
 @app.command()
+def status(
+    address: Annotated[Optional[str], typer.Option(help="Also show everything from and to this e-mail address.")] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """What the service is doing: last mailbox check, backlog, outbox, next jobs, seats."""
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from mailbot.app import system_clock
+    from mailbot.status import collect, render
+    from mailbot.store.db import make_engine, upgrade
+
+    settings = _settings(config, db=db)
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    now = system_clock()
+    with Session(engine) as session:
+        report = collect(session, settings, now, address=address)
+    for title, rows in render(report, settings, now):
+        table = Table(title=title, show_header=any(rows[0]), title_justify="left")
+        for column in rows[0]:
+            table.add_column(column, overflow="fold")
+        for row in rows[1:]:
+            table.add_row(*row)
+        out.print(table)
+    engine.dispose()
+
+
+@app.command()
 def preview(
     template: Annotated[str, typer.Argument(help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, updated.")],
     event: Annotated[Optional[str], typer.Option(help="Event key from the config (else sample data).")] = None,
@@ -330,7 +358,7 @@ def demo(
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json.")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx, json, or attendance (the list to sign, XLSX + PDF).")] = "csv",
     event: Annotated[Optional[str], typer.Option(help="Only this event key.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout; required for xlsx).")] = None,
     config: ConfigOpt = None,
@@ -338,18 +366,27 @@ def export(
     outbox: OutboxOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Export registrations with their participants."""
+    """Export registrations with their participants, or the attendance list of an event."""
     from mailbot import export as exp
     from mailbot.store.db import make_engine, upgrade
     from sqlmodel import Session
 
     settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
-    if fmt not in ("csv", "xlsx", "json"):
-        raise _fail(f"--format {fmt!r}: choose csv, xlsx or json")
+    if fmt not in ("csv", "xlsx", "json", "attendance"):
+        raise _fail(f"--format {fmt!r}: choose csv, xlsx, json or attendance")
     if event and event not in {e.key for e in settings.events}:
         raise _fail(f"--event {event!r} is not a configured event key")
     engine = make_engine(settings.db_url)
     upgrade(engine)
+    if fmt == "attendance":
+        from mailbot.attendance import write_attendance
+
+        if event is None or output is None:
+            raise _fail("--format attendance needs --event KEY and --output STEM (writes STEM.xlsx and STEM.pdf)")
+        with Session(engine) as session:
+            paths = write_attendance(session, settings.event(event), output)
+        err.print("wrote " + " and ".join(str(p) for p in paths), highlight=False)
+        return
     with Session(engine) as session:
         rows = exp.load_rows(session, event)
     if fmt == "xlsx":
@@ -387,6 +424,134 @@ def form(
     header = event_header(ev)
     output.write_bytes(make_docx(header, None, style="controls") if fmt == "docx" else make_pdf(header))
     err.print(f"wrote {output}", highlight=False)
+
+
+def _app_for(config: Path | None, db: str | None, now: str | None, outbox: str | None = None) -> App:
+    from mailbot.app import build_app
+
+    settings = _settings(config, db=db, outbox=outbox)
+    _setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    try:
+        return build_app(settings, clock=_clock(now, settings))
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+
+
+@app.command()
+def digest(
+    event: Annotated[Optional[str], typer.Option(help="Only this event key.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the digests; queue and send nothing.")] = False,
+    config: ConfigOpt = None,
+    outbox: OutboxOpt = None,
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Send the organisers' daily digest now (at most one per event, address and day)."""
+    from mailbot.digest import run_digest_command
+
+    app_ = _app_for(config, db, now, outbox)
+    try:
+        out.print(run_digest_command(app_, event, dry_run), markup=False, highlight=False, soft_wrap=True)
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Remove personal data and stored files retention_days after each event (anonymous
+    counts stay). The service does this every night; mail in the mailbox is not touched."""
+    from mailbot.purge import purge as run_purge, render_report
+
+    app_ = _app_for(config, db, now)
+    with app_.session() as session:
+        report = run_purge(session, app_.settings, app_.blobs, app_.clock(), dry_run=dry_run)
+    out.print(render_report(report), markup=False, highlight=False, soft_wrap=True)
+
+
+ReviewId = Annotated[str, typer.Argument(help="The item's number or its 10-character ref (see `review list`).")]
+NoteOpt = Annotated[Optional[str], typer.Option(help="Why: kept with the decision.")]
+
+
+def _review(action: Callable[[], str]) -> None:
+    from mailbot.review import ReviewError
+
+    try:
+        out.print(action(), markup=False, highlight=False, soft_wrap=True)
+    except (ReviewError, ConfigError) as e:
+        raise _fail(str(e)) from e
+
+
+@review_app.command("list")
+def review_list(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Messages waiting for a person, with the reason."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None)
+    _review(lambda: rv.render_list(rv.list_open(app_.ingest)))
+
+
+@review_app.command("show")
+def review_show(item: ReviewId, config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Everything about one item: headers, reason, attachments and what was read from them."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None)
+    _review(lambda: rv.render_show(rv.show(app_.ingest, item)))
+
+
+@review_app.command("fix")
+def review_fix(
+    item: ReviewId,
+    assignments: Annotated[list[str], typer.Argument(help="field=value, e.g. participants[1].email=jan@gmina.pl")],
+    registration: Annotated[Optional[str], typer.Option(help="The registration code, when the message made several.")] = None,
+    note: NoteOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    outbox: OutboxOpt = None,
+) -> None:
+    """Correct the registration a message made; the participant hears what the pipeline would say."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None, outbox)
+    _review(lambda: rv.render_result(rv.fix(app_.ingest, item, assignments, registration=registration, note=note)))
+    app_.deliver()
+
+
+@review_app.command("accept")
+def review_accept(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None,
+                  outbox: OutboxOpt = None) -> None:
+    """Take it as it is (e.g. a late registration the organisers admit), with the usual mails."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None, outbox)
+    _review(lambda: rv.render_result(rv.accept(app_.ingest, item, note=note)))
+    app_.deliver()
+
+
+@review_app.command("reject")
+def review_reject(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Close it without any mail."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None)
+    _review(lambda: rv.render_result(rv.reject(app_.ingest, item, note=note)))
+
+
+@review_app.command("reprocess")
+def review_reprocess(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None,
+                     outbox: OutboxOpt = None) -> None:
+    """Run the message through the pipeline again from its stored copy (e.g. after
+    extending labels_file), with the replies the pipeline sends; nothing goes twice."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None, outbox)
+    _review(lambda: rv.render_result(rv.reprocess(app_.ingest, item, note=note)))
+    app_.deliver()
 
 
 @db_app.command("upgrade")

@@ -365,3 +365,12 @@ def test_someone_who_withdrew_and_is_listed_again_gets_a_place_again(tmp_path: P
         assert {p.full_name: p.status for p in s.exec(select(Participant))} == {
             "Anna Kowalska": "confirmed", "Bartosz Wiśniewski": "confirmed",
         }
+
+
+def test_an_organisers_reply_to_the_digest_is_for_a_person_and_never_answered(tmp_path: Path) -> None:
+    conv = Conversation(settings_for(tmp_path))
+    conv.receive(mail("opole@partnerstwa.example.pl", "Re: Podsumowanie dnia", "Proszę dopisać p. Nowaka ręcznie.",
+                      when=APR1, in_reply_to="<0123456789abcdef0123456789abcdef.digest@partnerstwa.example.pl>"))
+    (result,) = conv.run(APR1).results
+    assert conv.sent() == []
+    assert result.outcome == "needs_review" and "daily digest" in result.reason

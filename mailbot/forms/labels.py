@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailbot.errors import ConfigError
+from mailbot.resources import default_config_dir
 from mailbot.forms.normalize import fold
 
 __all__ = [
@@ -31,8 +32,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOCABULARY_PATH = Path(__file__).resolve().parents[2] / "config" / "labels.toml"
-"""The packaged vocabulary: ``config/labels.toml`` at the repository root."""
+DEFAULT_VOCABULARY_PATH = default_config_dir() / "labels.toml"
+"""The shipped vocabulary: ``config/labels.toml`` of the source tree or of the wheel."""
 
 _TOKEN = re.compile(r"[a-z0-9@]+(?:[-'][a-z0-9@]+)*")
 # What may follow a label in running text before its value: a colon, a tab, a fill-in

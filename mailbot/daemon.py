@@ -1,0 +1,389 @@
+"""``mailbot run``: the long-running service.
+
+The main thread watches the mailbox — IMAP IDLE where the server offers it, so a form is
+acknowledged within seconds, else a poll every ``mailbox.poll_seconds`` — and handles
+each new message, then delivers its replies at once. APScheduler 3 runs the clock's jobs
+beside it (outbox and reminders, the daily digest, the retention purge) with its
+SQLAlchemy job store in mailbot's own database, so a digest due while the service was
+down runs when it comes back instead of being forgotten.
+
+Signals: SIGTERM/SIGINT finish the message in hand, file it, and exit 0; SIGHUP reloads
+the config and templates — a broken config is reported and the running one kept. With
+``Type=notify`` systemd hears READY, RELOADING, STOPPING, a status line, and a watchdog
+ping while the main loop is alive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mailbot import sdnotify
+from mailbot.app import App, PassReport, build_app
+from mailbot.config import Settings, apply_overrides, load_settings
+from mailbot.errors import ConfigError, MailboxError
+
+log = logging.getLogger(__name__)
+
+JOBS_TABLE = "apscheduler_jobs"
+"""APScheduler's own table in mailbot's database (created by the job store itself)."""
+PURGE_AT = dt.time(3, 30)
+MISFIRE_GRACE_S = 6 * 3600
+"""A job missed while the service was down still runs if it is at most this late."""
+HEARTBEAT_LIMIT_S = 15 * 60
+"""The watchdog is fed only while the main loop has shown life this recently (a parse
+is bounded by ``limits.parse_timeout_seconds``, a mailbox pass by the batch size)."""
+_MAX_BACKOFF_S = 300.0
+_TICK_S = 5.0
+"""How long one IDLE or sleep step lasts: the longest a stop request waits."""
+
+_current: Daemon | None = None
+
+
+class _StopPass(Exception):
+    """Raised between two messages when a stop was requested."""
+
+
+# Job functions live at module level: the job store keeps them by reference
+# ("mailbot.daemon:outbox_job"), so they survive a restart of the process.
+def outbox_job() -> None:
+    if _current is not None:
+        _current.outbox_tick()
+
+
+def digest_job() -> None:
+    if _current is not None:
+        _current.digest_tick()
+
+
+def purge_job() -> None:
+    if _current is not None:
+        _current.purge_tick()
+
+
+@dataclass
+class DaemonState:
+    """What `mailbot status` and the logs report about the running service."""
+
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    passes: int = 0
+    messages: int = 0
+    last_error: str | None = None
+    heartbeat: float = field(default_factory=time.monotonic)
+
+
+class Daemon:
+    """One service process. Build with a config path so SIGHUP can re-read it."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        overrides: dict[str, str | None] | None = None,
+        *,
+        settings: Settings | None = None,
+        app_factory: Callable[[Settings], App] = build_app,
+    ) -> None:
+        self.config_path = config_path
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self._app_factory = app_factory
+        self.settings = settings or self._load()
+        self.app = self._prepared(app_factory(self.settings))
+        self.state = DaemonState()
+        self.work = threading.RLock()
+        """Serialises everything that writes: a mailbox pass, delivery, digests, purge."""
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+
+    # -- configuration -------------------------------------------------------------
+
+    def _load(self) -> Settings:
+        return apply_overrides(load_settings(self.config_path), **self.overrides)
+
+    @staticmethod
+    def _prepared(app: App) -> App:
+        """Build the mailbox and transport now, so an unreadable password file or a bad
+        OAuth setup is reported at start (or reload), not in the middle of the night."""
+        _ = app.source, app.transport
+        return app
+
+    def reload(self) -> bool:
+        """Re-read config and templates; on any problem keep running as before."""
+        sdnotify.reloading()
+        try:
+            settings = self._load()
+            app = self._prepared(self._app_factory(settings))
+            problems = app.templates.check()
+            if problems:
+                raise ConfigError("templates: " + "; ".join(problems))
+        except ConfigError as e:
+            log.error("reload failed, keeping the running configuration: %s", e)
+            sdnotify.ready(status="reload failed; running with the previous configuration")
+            return False
+        with self.work:
+            old = self.app
+            self.settings, self.app = settings, app
+            self._schedule()
+        _dispose(old)
+        log.info("configuration and templates reloaded from %s", self.config_path)
+        sdnotify.ready(status="configuration reloaded")
+        return True
+
+    # -- signals -------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self._stop.is_set():
+            # At once, not when done: after a plain `kill -TERM` the watchdog stays
+            # armed, and STOPPING tells systemd the silence that follows is expected.
+            sdnotify.stopping()
+            log.info("signal %s: finishing the message in hand, then stopping", signal.Signals(signum).name)
+        self._stop.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- the scheduler -------------------------------------------------------------
+
+    def _triggers(self) -> dict[str, tuple[Callable[[], None], BaseTrigger]]:
+        s = self.settings
+        return {
+            "outbox": (outbox_job, IntervalTrigger(seconds=s.outbox_seconds)),
+            "digest": (
+                digest_job,
+                CronTrigger(hour=s.digest_time.hour, minute=s.digest_time.minute, timezone=s.tz),
+            ),
+            "purge": (purge_job, CronTrigger(hour=PURGE_AT.hour, minute=PURGE_AT.minute, timezone=s.tz)),
+        }
+
+    def start_scheduler(self) -> None:
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.app.engine, tablename=JOBS_TABLE)},
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S},
+            timezone=self.settings.tz,
+        )
+        self.scheduler = scheduler
+        scheduler.start(paused=True)
+        self._schedule()
+        scheduler.resume()
+
+    def _schedule(self) -> None:
+        """Add the jobs, keeping a stored job whose trigger is unchanged: its next run
+        time (maybe one missed while we were down) is the point of a persistent store."""
+        if self.scheduler is None:
+            return
+        for job_id, (func, trigger) in self._triggers().items():
+            existing = self.scheduler.get_job(job_id)
+            if existing is not None and str(existing.trigger) == str(trigger):
+                continue
+            self.scheduler.add_job(func, trigger, id=job_id, name=job_id, replace_existing=True)
+            log.info("scheduled %s: %s", job_id, trigger)
+
+    def next_runs(self) -> dict[str, dt.datetime | None]:
+        if self.scheduler is None:
+            return {}
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def outbox_tick(self) -> None:
+        with self.work:
+            try:
+                self.app.remind()
+                self.app.deliver()
+            except Exception:  # noqa: BLE001 - a job must never take the service down
+                log.exception("outbox job failed; it runs again in %s s", self.settings.outbox_seconds)
+
+    def digest_tick(self) -> None:
+        with self.work:
+            try:
+                from mailbot.digest import queue_digests
+
+                with self.app.session() as session:
+                    results = queue_digests(
+                        session, self.settings, self.app.templates, self.app.blobs, self.app.clock()
+                    )
+                    session.commit()
+                log.info("daily digest: %d mail(s) queued", sum(1 for r in results if r.queued))
+                self.app.deliver()
+            except Exception:  # noqa: BLE001
+                log.exception("digest job failed; it runs again tomorrow (or run `mailbot digest`)")
+
+    def purge_tick(self) -> None:
+        with self.work:
+            try:
+                from mailbot.purge import purge
+
+                with self.app.session() as session:
+                    report = purge(session, self.settings, self.app.blobs, self.app.clock())
+                    session.commit()
+                log.info("retention purge: %s", report)
+            except Exception:  # noqa: BLE001
+                log.exception("purge job failed; it runs again tomorrow (or run `mailbot purge`)")
+
+    # -- the main loop -------------------------------------------------------------------
+
+    def one_pass(self) -> PassReport:
+        """Handle what is in the mailbox now, stopping between messages if asked to."""
+        report = PassReport()
+
+        def after_each(_result: object) -> None:
+            self.state.messages += 1
+            self.state.heartbeat = time.monotonic()
+            if self._stop.is_set():
+                raise _StopPass
+
+        with self.work:
+            try:
+                self.app.check_mailbox(report, on_message=after_each)
+            except _StopPass:
+                log.info("stopped between two messages; the rest waits in the mailbox")
+            report.delivery = self.app.deliver()
+        self.state.passes += 1
+        return report
+
+    def _wait_for_mail(self) -> None:
+        """Until new mail may be there, a stop or a reload is asked for, or the poll
+        interval passes. IDLE where the server has it; plain sleep for a Maildir."""
+        settings = self.settings.mailbox
+        deadline = time.monotonic() + (settings.idle_renew_seconds if settings.idle else settings.poll_seconds)
+        source = self.app.source
+        idle = getattr(source, "idle_wait", None) if settings.idle else None
+        while not self._stop.is_set() and not self._reload.is_set():
+            self.state.heartbeat = time.monotonic()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            step = min(_TICK_S, remaining)
+            if idle is not None:
+                if idle(step):
+                    return
+            else:
+                self._stop.wait(step)
+
+    def run(self) -> int:
+        global _current
+        _current = self
+        self.install_signal_handlers()
+        self.start_scheduler()
+        watchdog = threading.Thread(target=self._feed_watchdog, name="watchdog", daemon=True)
+        watchdog.start()
+        sdnotify.ready(status=f"watching {self.app.source.name}")
+        log.info("mailbot started: mailbox %s, outbox %s", self.app.source.name, self.settings.outbox.kind)
+        backoff = 1.0
+        try:
+            while not self._stop.is_set():
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                try:
+                    report = self.one_pass()
+                    if report.results:
+                        log.info(
+                            "pass: %d message(s); mails sent %d, retrying %d, failed %d",
+                            len(report.results), report.delivery.sent, report.delivery.retried,
+                            report.delivery.failed,
+                        )
+                        sdnotify.status(f"last pass {len(report.results)} message(s)")
+                    if self._stop.is_set():
+                        break
+                    self._wait_for_mail()
+                    backoff = 1.0
+                    self.state.last_error = None
+                except (MailboxError, ConfigError) as e:
+                    # ConfigError here: e.g. a refresh token revoked while running — keep
+                    # trying (with backoff) while the admin fixes it; the log says how.
+                    self.state.last_error = str(e)
+                    log.error("mailbox unavailable: %s; trying again in %.0f s", e, backoff)
+                    sdnotify.status(f"mailbox unavailable, retrying: {e}"[:200])
+                    self._stop.wait(backoff)
+                    backoff = min(_MAX_BACKOFF_S, backoff * 2)
+        finally:
+            sdnotify.stopping()
+            log.info("stopping: %d message(s) handled in %d pass(es)", self.state.messages, self.state.passes)
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+            with self.work:
+                _close_source(self.app)
+            _dispose(self.app)
+            _current = None
+        return 0
+
+    def _feed_watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while not self._stop.wait(interval):
+            if time.monotonic() - self.state.heartbeat < HEARTBEAT_LIMIT_S:
+                sdnotify.watchdog()
+            else:
+                log.error("main loop silent for %.0f s; letting the watchdog restart us", HEARTBEAT_LIMIT_S)
+
+
+def _close_source(app: App) -> None:
+    source: Any = app._source  # noqa: SLF001 - only close what was opened
+    if source is not None:
+        try:
+            source.close()
+        except Exception:  # noqa: BLE001
+            log.debug("closing the mailbox failed", exc_info=True)
+
+
+def _dispose(app: App) -> None:
+    try:
+        app.engine.dispose()
+    except Exception:  # noqa: BLE001
+        log.debug("disposing the engine failed", exc_info=True)
+
+
+class JournalFormatter(logging.Formatter):
+    """One line per record, prefixed with its syslog priority (``<3>``) when stdout is
+    the journal, which then files it at that level; no timestamp (journald adds one)."""
+
+    _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def __init__(self, journal: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.journal = journal
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).replace("\n", "\n  ")
+        if self.journal:
+            return f"<{self._PRIORITY.get(record.levelno, 6)}>{text}"
+        return text
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JournalFormatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level))
+    # APScheduler narrates every job run at INFO; keep its warnings and errors only.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,228 @@
+"""``mailbot status``: what an admin looks at first when someone says "I got no reply".
+
+Read-only, from the database alone (works while the service runs: SQLite is in WAL
+mode): when the mailbox was last checked and with what error, what waits in review,
+the outbox queue and its last error, the next scheduled jobs, seats per event — and,
+for one address, every message from it and every mail to it with its delivery state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from mailbot.config import Settings
+from mailbot.seats import HOLDING, seats_taken
+from mailbot.store.tables import (
+    AddressStatus,
+    InboundMessage,
+    MailboxState,
+    OutboundMail,
+    Participant,
+    Registration,
+)
+
+JOBS_TABLE = "apscheduler_jobs"
+
+
+@dataclass(frozen=True)
+class EventLine:
+    key: str
+    date: dt.date
+    seated: int
+    capacity: int
+    waiting: int
+    cancelled: int
+    late: int
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One address's history: what it sent us and what we sent it."""
+
+    address: str
+    inbound: list[tuple[dt.datetime, str, str, str]]
+    """(received, ref, outcome, reason)"""
+    outbound: list[tuple[dt.datetime, str, str, str, str | None]]
+    """(queued, kind, subject, status, last error)"""
+    bouncing: bool
+    bounce_reason: str | None
+
+
+@dataclass
+class Status:
+    mailboxes: list[MailboxState] = field(default_factory=list)
+    outcomes_today: dict[str, int] = field(default_factory=dict)
+    review_open: int = 0
+    unfiled: int = 0
+    outbox: dict[str, int] = field(default_factory=dict)
+    oldest_queued: dt.datetime | None = None
+    last_delivery_error: str | None = None
+    jobs: list[tuple[str, dt.datetime | None]] = field(default_factory=list)
+    events: list[EventLine] = field(default_factory=list)
+    trace: Trace | None = None
+
+
+def collect(session: Session, settings: Settings, now: dt.datetime, *, address: str | None = None) -> Status:
+    status = Status()
+    status.mailboxes = list(session.exec(select(MailboxState)).all())
+    midnight = dt.datetime.combine(now.astimezone(settings.tz).date(), dt.time(), tzinfo=settings.tz)
+    for outcome, count in session.exec(
+        select(InboundMessage.outcome, func.count())
+        .where(col(InboundMessage.received_at) >= midnight)
+        .group_by(InboundMessage.outcome)
+    ).all():
+        status.outcomes_today[outcome] = int(count)
+    status.review_open = _count(session, InboundMessage.outcome == "needs_review")
+    status.unfiled = _count(session, col(InboundMessage.filed).is_(False))
+    for state, count in session.exec(
+        select(OutboundMail.status, func.count()).group_by(OutboundMail.status)
+    ).all():
+        status.outbox[state] = int(count)
+    status.oldest_queued = session.exec(
+        select(func.min(OutboundMail.created_at)).where(col(OutboundMail.status).in_(("queued", "retry", "sending")))
+    ).one()
+    status.last_delivery_error = session.exec(
+        select(OutboundMail.last_error)
+        .where(col(OutboundMail.last_error).is_not(None))
+        .order_by(col(OutboundMail.id).desc())
+    ).first()
+    status.jobs = _jobs(session, settings)
+    for event in settings.events:
+        status.events.append(
+            EventLine(
+                key=event.key,
+                date=event.date,
+                seated=seats_taken(session, event.key),
+                capacity=event.capacity,
+                waiting=_people(session, event.key, "waitlisted"),
+                cancelled=_people(session, event.key, "cancelled", any_registration=True),
+                late=_people(session, event.key, "late", any_registration=True),
+            )
+        )
+    if address:
+        status.trace = trace(session, address)
+    return status
+
+
+def _count(session: Session, *where: object) -> int:
+    return int(session.exec(select(func.count()).select_from(InboundMessage).where(*where)).one())  # type: ignore[arg-type]
+
+
+def _people(session: Session, event_key: str, state: str, *, any_registration: bool = False) -> int:
+    query = (
+        select(func.count())
+        .select_from(Participant)
+        .join(Registration, col(Registration.id) == col(Participant.registration_id))
+        .where(Registration.event_key == event_key, Participant.status == state)
+    )
+    if not any_registration:
+        query = query.where(col(Registration.status).in_(HOLDING))
+    return int(session.exec(query).one())
+
+
+def _jobs(session: Session, settings: Settings) -> list[tuple[str, dt.datetime | None]]:
+    """The scheduler's next run times, read from its table (the service may be running)."""
+    bind = session.get_bind()
+    if not sa.inspect(bind).has_table(JOBS_TABLE):
+        return []
+    rows = session.execute(sa.text(f"SELECT id, next_run_time FROM {JOBS_TABLE} ORDER BY next_run_time")).all()
+    return [
+        (str(job_id), dt.datetime.fromtimestamp(float(stamp), dt.UTC).astimezone(settings.tz) if stamp else None)
+        for job_id, stamp in rows
+    ]
+
+
+def trace(session: Session, address: str) -> Trace:
+    key = address.strip().casefold()
+    inbound = session.exec(
+        select(InboundMessage)
+        .where(func.lower(col(InboundMessage.from_addr)) == key)
+        .order_by(col(InboundMessage.received_at))
+    ).all()
+    outbound = session.exec(
+        select(OutboundMail).where(OutboundMail.to_addr == key).order_by(col(OutboundMail.created_at))
+    ).all()
+    state = session.get(AddressStatus, key)
+    return Trace(
+        address=key,
+        inbound=[(m.received_at, m.ref, m.outcome, m.reason or "") for m in inbound],
+        outbound=[(m.created_at, m.kind, m.subject, m.status, m.last_error) for m in outbound],
+        bouncing=bool(state and state.bouncing),
+        bounce_reason=state.last_bounce_reason if state else None,
+    )
+
+
+def render(status: Status, settings: Settings, now: dt.datetime) -> list[tuple[str, Sequence[Sequence[str]]]]:
+    """Titled tables of strings, the first row the column titles ("" for none)."""
+    tz = settings.tz
+
+    def when(value: dt.datetime | None) -> str:
+        if value is None:
+            return "—"
+        ago = now - value
+        return f"{value.astimezone(tz):%Y-%m-%d %H:%M} ({_ago(ago)})"
+
+    tables: list[tuple[str, Sequence[Sequence[str]]]] = []
+    mailbox_rows = [(m.source, when(m.last_check_at), m.last_error or "—") for m in status.mailboxes]
+    tables.append((
+        "Mailbox",
+        [("source", "last check", "last error"), *(mailbox_rows or [("(never checked)", "—", "—")])],
+    ))
+    today = ", ".join(f"{n} {k}" for k, n in sorted(status.outcomes_today.items())) or "none"
+    queue = ", ".join(f"{n} {k}" for k, n in sorted(status.outbox.items())) or "empty"
+    tables.append((
+        "Backlog",
+        [
+            ("", ""),
+            ("messages today", today),
+            ("waiting for review", str(status.review_open)),
+            ("handled but not yet filed", str(status.unfiled)),
+            ("outbox", queue),
+            ("oldest mail not yet sent", when(status.oldest_queued)),
+            ("last delivery error", status.last_delivery_error or "—"),
+        ],
+    ))
+    tables.append((
+        "Scheduled jobs",
+        [("job", "next run"), *([(job, when(at)) for job, at in status.jobs] or [("(the service has not run yet)", "—")])],
+    ))
+    tables.append((
+        "Events",
+        [("event", "date", "seats", "waiting", "cancelled", "late")]
+        + [
+            (e.key, e.date.isoformat(), f"{e.seated}/{e.capacity}", str(e.waiting), str(e.cancelled), str(e.late))
+            for e in status.events
+        ],
+    ))
+    if status.trace is not None:
+        t = status.trace
+        rows: list[Sequence[str]] = [("when", "direction", "what", "state")]
+        for at, ref, outcome, reason in t.inbound:
+            rows.append((when(at), "from", f"message {ref}", f"{outcome}: {reason}"))
+        for at, kind, subject, state, error in t.outbound:
+            rows.append((when(at), "to", f"{kind}: {subject}", state + (f" ({error})" if error else "")))
+        if t.bouncing:
+            rows.append(("", "", "address is bouncing", t.bounce_reason or ""))
+        if len(rows) == 1:
+            rows.append(("", "", "nothing from or to this address", ""))
+        tables.append((f"History of {t.address}", rows))
+    return tables
+
+
+def _ago(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
