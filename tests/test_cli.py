@@ -149,3 +149,33 @@ def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
     assert len(list((tmp_path / "sent" / "new").iterdir())) == reminders + changes
     again = mailbot("remind", "--config", str(DEMO), "--db", db, "--outbox", outbox, "--now", "2016-04-17T12:00")
     assert again.returncode == 0 and "queued" not in again.stdout
+
+
+def test_the_operators_commands_work_on_the_demo_database(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert mailbot("demo", "--dir", str(out)).returncode == 0
+    db = ["--config", str(DEMO), "--db", f"sqlite:///{out / 'state' / 'mailbot.db'}"]
+
+    listed = mailbot("review", "list", *db)
+    assert listed.returncode == 0, listed.stderr
+    assert "4 message(s) wait for review" in listed.stdout and "czy mogę zrezygnować" in listed.stdout
+    ref = re.search(r"#\d+\s+([0-9a-f]{10}).*\n.*\n.*unclear", listed.stdout)
+    assert ref is not None
+    rejected = mailbot("review", "reject", ref.group(1), "--note", "odpowiedziano telefonicznie", *db)
+    assert rejected.returncode == 0, rejected.stderr
+    assert "3 message(s) wait for review" in mailbot("review", "list", *db).stdout
+    assert mailbot("review", "show", "no-such-item", *db).returncode == 2
+
+    digest = mailbot("digest", "--dry-run", "--event", "opole-2016", "--now", "2016-04-11T07:00", *db)
+    assert digest.returncode == 0, digest.stderr
+    assert "would queue: digest opole-2016 → opole@partnerstwa.example.pl" in digest.stdout
+
+    stem = tmp_path / "lista"
+    attendance = mailbot("export", "--format", "attendance", "--event", "opole-2016", "-o", str(stem), *db)
+    assert attendance.returncode == 0, attendance.stderr
+    assert load_workbook(stem.with_suffix(".xlsx")).active.max_row >= 10
+    assert stem.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+    purge = mailbot("purge", "--dry-run", "--now", "2017-01-01T00:00", *db)
+    assert purge.returncode == 0, purge.stderr
+    assert "opole-2016 (2016-04-18): 5 registration(s)" in purge.stdout and "dry run" in purge.stdout
