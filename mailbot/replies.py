@@ -104,21 +104,29 @@ def norm_address(address: str | None) -> str | None:
     return address.strip().casefold() if address and address.strip() else None
 
 
-def recipients(
-    session: Session, reg: Registration, sender: str | None, own: Sequence[str]
+def addressed(
+    people: Sequence[Participant], overseers: Iterable[str | None], own: Sequence[str]
 ) -> dict[str, list[Participant]]:
-    """Address → the people a mail to it is about. The sender's mail covers everyone."""
-    assert reg.id is not None
-    people = list(participants_of(session, reg.id))
+    """Address → the people a mail to it is about: each person's own address covers
+    them, each overseer (whoever registered them, whoever asked) covers everyone."""
     out: dict[str, list[Participant]] = {}
     for person in people:
         addr = norm_address(person.email)
         if addr and safe_to_reply(addr, own):
             out.setdefault(addr, []).append(person)
-    addr = norm_address(sender)
-    if addr and safe_to_reply(addr, own):
-        out[addr] = people
+    for overseer in overseers:
+        addr = norm_address(overseer)
+        if addr and safe_to_reply(addr, own):
+            out[addr] = list(people)
     return out
+
+
+def recipients(
+    session: Session, reg: Registration, sender: str | None, own: Sequence[str]
+) -> dict[str, list[Participant]]:
+    """Address → the people a mail about ``reg`` is about. The sender's mail covers everyone."""
+    assert reg.id is not None
+    return addressed(participants_of(session, reg.id), [sender], own)
 
 
 def is_bouncing(session: Session, address: str) -> bool:
@@ -455,14 +463,7 @@ def promoted(
     for reg_id, moved in by_reg.items():
         reg = session.get(Registration, reg_id)
         assert reg is not None
-        targets: dict[str, list[Participant]] = {}
-        for person in moved:
-            addr = norm_address(person.email)
-            if addr and safe_to_reply(addr, own):
-                targets.setdefault(addr, []).append(person)
-        sender = norm_address(reg.sender_email)
-        if sender and safe_to_reply(sender, own):
-            targets[sender] = moved
+        targets = addressed(moved, [reg.sender_email], own)
         ids = "-".join(str(p.id) for p in moved)
         for addr, who in targets.items():
             view = registration_view(session, reg, who)
@@ -495,14 +496,7 @@ def cancelled(
     """Confirm a withdrawal to whoever asked, to the people withdrawn and to whoever
     registered them (one mail per address)."""
     own = mailer.settings.replying_as
-    targets: dict[str, list[Participant]] = {}
-    for person in people:
-        addr = norm_address(person.email)
-        if addr and safe_to_reply(addr, own):
-            targets.setdefault(addr, []).append(person)
-    for addr in (norm_address(reg.sender_email), norm_address(reply_to)):
-        if addr and safe_to_reply(addr, own):
-            targets[addr] = list(people)
+    targets = addressed(people, [reg.sender_email, reply_to], own)
     for addr, who in targets.items():
         if answering is not None and not _answer_allowed(mailer, session, out, "cancelled", addr, now):
             continue

@@ -141,3 +141,51 @@ def calendar_of(message: EmailMessage) -> icalendar.Calendar | None:
         if part.get_content_type() == "text/calendar":
             return icalendar.Calendar.from_ical(part.get_payload(decode=True))
     return None
+
+
+def bounce(
+    recipient: str,
+    message_id: str,
+    when: dt.datetime,
+    *,
+    action: str = "failed",
+    status: str = "5.2.2",
+    diagnostic: str = "smtp; 552 5.2.2 mailbox full",
+) -> bytes:
+    """A delivery status notification (RFC 3464) for the mail ``message_id`` we sent."""
+    boundary = "b0unce"
+    lines = [
+        "Return-Path: <>",
+        "From: Mail Delivery System <MAILER-DAEMON@mail.partnerstwa.example.pl>",
+        f"To: {ORGANISER}",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {format_datetime(when)}",
+        f"Message-ID: <bounce.{next(_counter)}.{int(when.timestamp())}@mail.partnerstwa.example.pl>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        "",
+        f"--{boundary}",
+        "Content-Type: text/plain",
+        "",
+        "Your message could not be delivered.",
+        f"--{boundary}",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; mail.partnerstwa.example.pl",
+        "",
+        f"Final-Recipient: rfc822; {recipient}",
+        f"Action: {action}",
+        f"Status: {status}",
+        f"Diagnostic-Code: {diagnostic}",
+        "",
+        f"--{boundary}",
+        "Content-Type: text/rfc822-headers",
+        "",
+        f"Message-ID: {message_id}",
+        f"To: {recipient}",
+        "",
+        f"--{boundary}--",
+        "",
+    ]
+    return "\r\n".join(lines).encode()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from mailbot.mime import ParsedMessage, parse_message
 from mailbot.store.db import make_engine, upgrade
 from mailbot.store.tables import AddressStatus, InboundMessage, OutboundMail, Participant, Registration
 
-from tests.conversation import ORGANISER, WARSAW, mail
+from tests.conversation import WARSAW, bounce, mail
 
 NOW = dt.datetime(2016, 4, 2, 9, 0, tzinfo=WARSAW)
 DOMAIN = "partnerstwa.example.pl"
@@ -72,42 +71,7 @@ def sent_to(session: Session, address: str, *, kind: str = "ack", registration_i
 
 def dsn(recipient: str, message_id: str, *, action: str = "failed", status: str = "5.1.1",
         diagnostic: str = "smtp; 550 5.1.1 user unknown") -> ParsedMessage:
-    boundary = "b0unce"
-    lines = [
-        "Return-Path: <>",
-        "From: Mail Delivery System <MAILER-DAEMON@mail.partnerstwa.example.pl>",
-        f"To: {ORGANISER}",
-        "Subject: Undelivered Mail Returned to Sender",
-        f"Date: {format_datetime(NOW)}",
-        f"Message-ID: <bounce.{next(_n)}@mail.partnerstwa.example.pl>",
-        "Auto-Submitted: auto-replied",
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
-        "",
-        f"--{boundary}",
-        "Content-Type: text/plain",
-        "",
-        "Your message could not be delivered.",
-        f"--{boundary}",
-        "Content-Type: message/delivery-status",
-        "",
-        "Reporting-MTA: dns; mail.partnerstwa.example.pl",
-        "",
-        f"Final-Recipient: rfc822; {recipient}",
-        f"Action: {action}",
-        f"Status: {status}",
-        f"Diagnostic-Code: {diagnostic}",
-        "",
-        f"--{boundary}",
-        "Content-Type: text/rfc822-headers",
-        "",
-        f"Message-ID: {message_id}",
-        f"To: {recipient}",
-        "",
-        f"--{boundary}--",
-        "",
-    ]
-    return parse_message("\r\n".join(lines).encode())
+    return parse_message(bounce(recipient, message_id, NOW, action=action, status=status, diagnostic=diagnostic))
 
 
 def states(session: Session) -> dict[str, AddressStatus]:

@@ -13,6 +13,7 @@ from mailbot.store.tables import AddressStatus, InboundMessage, OutboundMail, Pa
 
 from tests.conversation import (
     WARSAW,
+    bounce,
     Conversation,
     calendar_of,
     form_docx,
@@ -196,7 +197,7 @@ def test_reminders_go_once_to_seated_people_registered_before_their_moment(tmp_p
     assert ("waitlist", "eryk@gmina-e.example.pl") in kinds(conv.sent())
     # Bartosz's mailbox bounces the acknowledgement: marked, never answered.
     ack = next(r for r in _outbound(conv) if r.to_addr == "bartosz@gmina-a.example.pl")
-    conv.receive(_bounce_for("bartosz@gmina-a.example.pl", ack.message_id, at(2)))
+    conv.receive(bounce("bartosz@gmina-a.example.pl", ack.message_id, at(2)))
     report = conv.run(at(2))
     assert conv.sent() == [] and report.results[0].outcome == "ignored"
     with conv.app(at(2)).session() as s:
@@ -304,47 +305,6 @@ def test_delivery_keeps_to_the_rate_limit_and_bcc_reaches_the_organisers(tmp_pat
 def _outbound(conv: Conversation) -> list[OutboundMail]:
     with conv.app(APR1).session() as s:
         return list(s.exec(select(OutboundMail)))
-
-
-def _bounce_for(recipient: str, message_id: str, when: dt.datetime) -> bytes:
-    from email.utils import format_datetime
-
-    boundary = "b0unce"
-    lines = [
-        "Return-Path: <>",
-        "From: Mail Delivery System <MAILER-DAEMON@mail.partnerstwa.example.pl>",
-        "To: zgloszenia@partnerstwa.example.pl",
-        "Subject: Undelivered Mail Returned to Sender",
-        f"Date: {format_datetime(when)}",
-        f"Message-ID: <bounce.{int(when.timestamp())}@mail.partnerstwa.example.pl>",
-        "Auto-Submitted: auto-replied",
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
-        "",
-        f"--{boundary}",
-        "Content-Type: text/plain",
-        "",
-        "Your message could not be delivered.",
-        f"--{boundary}",
-        "Content-Type: message/delivery-status",
-        "",
-        "Reporting-MTA: dns; mail.partnerstwa.example.pl",
-        "",
-        f"Final-Recipient: rfc822; {recipient}",
-        "Action: failed",
-        "Status: 5.2.2",
-        "Diagnostic-Code: smtp; 552 5.2.2 mailbox full",
-        "",
-        f"--{boundary}",
-        "Content-Type: text/rfc822-headers",
-        "",
-        f"Message-ID: {message_id}",
-        f"To: {recipient}",
-        "",
-        f"--{boundary}--",
-        "",
-    ]
-    return "\r\n".join(lines).encode()
 
 
 def test_someone_who_withdrew_and_is_listed_again_gets_a_place_again(tmp_path: Path) -> None:

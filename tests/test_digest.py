@@ -38,7 +38,7 @@ from mailbot.review import reject
 from mailbot.store.tables import OutboundMail, Registration
 
 from tests.conversation import WARSAW, Conversation, form_docx, mail, settings_for, text_of
-from tests.test_conversation import _bounce_for
+from tests.conversation import bounce
 
 OPOLE_ORGANISERS = ("opole@partnerstwa.example.pl", "Biuro.Opole@partnerstwa.example.pl")
 COORDINATOR = "koordynator@partnerstwa.example.pl"
@@ -221,7 +221,7 @@ def test_the_first_digest_lists_everything_and_the_next_day_only_what_is_new(con
     with conv.app(at(2, 11)).session() as s:
         ack = s.exec(select(OutboundMail).where(OutboundMail.to_addr == "k.wrobel@brzeg.example.pl")).first()
         assert ack is not None
-    conv.receive(_bounce_for("k.wrobel@brzeg.example.pl", ack.message_id, at(2, 11)))
+    conv.receive(bounce("k.wrobel@brzeg.example.pl", ack.message_id, at(2, 11)))
     conv.receive(mail("zaneta@lubsza.example.pl", "Automatyczna odpowiedź: Potwierdzenie", "Jestem na urlopie.",
                       when=at(2, 12), extra=[("Auto-Submitted", "auto-replied")]))
     conv.run(at(2, 12))
@@ -240,9 +240,9 @@ def test_the_first_digest_lists_everything_and_the_next_day_only_what_is_new(con
     ]
     t = second.totals
     assert (t.seated, t.waiting, t.withdrawn_since, t.incomplete) == (4, 3, 1, 0)
-    (bounce,) = second.bounces
-    assert bounce.address == "k.wrobel@brzeg.example.pl" and bounce.new and "mailbox full" in (bounce.reason or "")
-    assert bounce.who == (f"Katarzyna Wróbel ({code['Urząd Miejski w Brzegu']})",)
+    (bounced,) = second.bounces
+    assert bounced.address == "k.wrobel@brzeg.example.pl" and bounced.new and "mailbox full" in (bounced.reason or "")
+    assert bounced.who == (f"Katarzyna Wróbel ({code['Urząd Miejski w Brzegu']})",)
     assert [a.address for a in second.auto_replies] == ["zaneta@lubsza.example.pl"]
     # The bounce and the out-of-office reply are not for review; yesterday's two items wait
     # still: listed again, their files not attached again.

@@ -36,12 +36,12 @@ from mailbot.store.tables import (
 try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in others
     from tests import conversation, pg
     from tests.conversation import WARSAW, Conversation, kinds, mail, settings_for
-    from tests.test_conversation import _bounce_for
+    from tests.conversation import bounce
 except ImportError:
     import conversation  # type: ignore[no-redef]
     import pg  # type: ignore[no-redef]
     from conversation import WARSAW, Conversation, kinds, mail, settings_for  # type: ignore[no-redef]
-    from test_conversation import _bounce_for  # type: ignore[no-redef]
+    from conversation import bounce  # type: ignore[no-redef]
 
 postgres_server = pg.postgres_server
 postgres_url = pg.postgres_url
@@ -198,7 +198,7 @@ def build(tmp_path: Path) -> tuple[Conversation, dict[str, bytes]]:
                               when=at(4, 3), in_reply_to=str(bartosz["Message-ID"]))
     raws["question"] = mail(DARIUSZ[0], DARIUSZ[1], f"Jak dojechać na konferencję? {DARIUSZ[2]}", when=at(4, 2))
     anna = acks[ALFA["people"][0][1]]
-    raws["bounce"] = _bounce_for(ALFA["people"][0][1], str(anna["Message-ID"]), at(4, 2))
+    raws["bounce"] = bounce(ALFA["people"][0][1], str(anna["Message-ID"]), at(4, 2))
     zofia = acks[ZOFIA["sender"]]
     raws["auto_reply"] = mail(ZOFIA["sender"], f"Automatyczna odpowiedź: {zofia['Subject']}", "Jestem na urlopie.",
                               when=at(4, 6), in_reply_to=str(zofia["Message-ID"]),
