@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -17,10 +18,15 @@ EXAMPLES = REPO.parent / "shared" / "forms" / "examples"
 DEMO = REPO / "config" / "demo.toml"
 
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="mailbot-cli-test-"))
+"""Working directory of commands run without one: demo.toml's relative state_dir must
+land here, never in the checkout (where it would stop a later `./dev demo`)."""
+
+
 def mailbot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, cwd=cwd, timeout=300,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(cwd or REPO)},
+        [sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, cwd=cwd or SCRATCH, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(cwd or SCRATCH)},
     )
 
 
