@@ -69,23 +69,28 @@ class Secret(_Model):
                     "export it or use password_file / password_credential"
                 )
             return value
-        path: Path | None = None
         if self.password_credential:
-            creds = env.get("CREDENTIALS_DIRECTORY")
-            if not creds:
-                raise ConfigError(
-                    f"password_credential={self.password_credential!r} needs systemd's "
-                    "$CREDENTIALS_DIRECTORY (LoadCredential= in the unit file)"
-                )
-            path = Path(creds) / self.password_credential
-        elif self.password_file:
-            path = self.password_file
-        if path is None:
-            return None
-        try:
-            return path.read_text(encoding="utf-8").strip("\r\n")
-        except OSError as e:
-            raise ConfigError(f"cannot read password file {path}: {e.strerror}") from e
+            return _read_secret(_credential_path(self.password_credential, "password_credential", env), "password file")
+        if self.password_file:
+            return _read_secret(self.password_file, "password file")
+        return None
+
+
+def _credential_path(name: str, key: str, env: Mapping[str, str]) -> Path:
+    """Where systemd's ``LoadCredential=`` put the secret called ``name``."""
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if not creds:
+        raise ConfigError(
+            f"{key}={name!r} needs systemd's $CREDENTIALS_DIRECTORY (LoadCredential= in the unit file)"
+        )
+    return Path(creds) / name
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from e
 
 
 def _reject_inline_password(data: Any) -> Any:
@@ -147,23 +152,13 @@ class OAuthSettings(_Model):
     def resolve_client_secret(self, env: Mapping[str, str] | None = None) -> str | None:
         """Read the client secret now (None for a public client); ConfigError names the place."""
         env = os.environ if env is None else env
-        path: Path | None = None
         if self.client_secret_credential:
-            creds = env.get("CREDENTIALS_DIRECTORY")
-            if not creds:
-                raise ConfigError(
-                    f"client_secret_credential={self.client_secret_credential!r} needs systemd's "
-                    "$CREDENTIALS_DIRECTORY (LoadCredential= in the unit file)"
-                )
-            path = Path(creds) / self.client_secret_credential
+            path = _credential_path(self.client_secret_credential, "client_secret_credential", env)
         elif self.client_secret_file:
             path = self.client_secret_file
-        if path is None:
+        else:
             return None
-        try:
-            secret = path.read_text(encoding="utf-8").strip("\r\n")
-        except OSError as e:
-            raise ConfigError(f"cannot read client secret file {path}: {e.strerror}") from e
+        secret = _read_secret(path, "client secret file")
         if not secret:
             raise ConfigError(f"client secret file {path} is empty")
         return secret
