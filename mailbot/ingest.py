@@ -531,6 +531,7 @@ def _register(
             seed=f"{inbound.dedupe_key}:{index}",
             now=now,
             target=target,
+            searched=True,
             late=late,
         )
         reg = applied.registration

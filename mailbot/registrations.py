@@ -158,16 +158,18 @@ def apply_form(
     seed: str,
     now: dt.datetime,
     target: Registration | None = None,
+    searched: bool = False,
     late: bool = False,
 ) -> Applied:
     """Create or correct the registration for one parsed form (no commit here).
 
     ``target`` is a registration the message is explicitly tied to (its code quoted, or
-    a reply to our mail about it); otherwise the same-sender rule finds corrections.
+    a reply to our mail about it); otherwise the same-sender rule finds corrections —
+    unless ``searched`` says the caller already did that and ``target`` is the answer.
     People who stay on a corrected form keep their seat and their place in the queue.
     """
     blocking = blocking_problems(form, event_defaulted=event_defaulted)
-    if target is None or target.event_key != event_key or target.status == "cancelled":
+    if not searched and (target is None or target.event_key != event_key or target.status == "cancelled"):
         target = find_correction_target(session, event_key=event_key, sender=sender, form=form)
     is_late = late or (target is not None and target.status == "late")
     status = "late" if is_late else "incomplete" if blocking else "confirmed"
