@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from mailbot.forms.confidence import Kind, Reading, assess
 from mailbot.forms.events import EventLine, recognise_event
 from mailbot.forms.labels import LabelMatch, Vocabulary
 from mailbot.forms.model import (
@@ -205,6 +206,17 @@ class _Person:
     seen: set[str] = field(default_factory=set)
     sources: set[Source] = field(default_factory=set)
     closed: bool = False
+    origin: dict[str, Source] = field(default_factory=dict)
+    """Where each value was read (``fields``, ``table``, ``text``)."""
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    """Repairs a value needed (``joined``, ``marker``, ``wrapped``): less certain."""
+
+    def put(self, name: str, value: str, source: Source, notes: list[str]) -> None:
+        self.values[name] = value
+        self.sources.add(source)
+        self.origin[name] = source
+        if notes:
+            self.notes[name] = notes
 
 
 @dataclass(slots=True)
@@ -232,6 +244,9 @@ class _Extractor:
         self.soft_break = False
         """The line being read follows a line break inside the same paragraph."""
         self.institution: dict[str, str] = {}
+        self.institution_origin: dict[str, Source] = {}
+        self.institution_notes: dict[str, list[str]] = {}
+        self.remarks_origin: Source = "text"
         self.people: list[_Person] = []
         self.remarks: str | None = None
         self.options: list[tuple[str, bool]] = []
@@ -245,6 +260,9 @@ class _Extractor:
         # Values read from controls named with the contract's paths.
         self.keyed = False
         self.keyed_people: dict[int, _Person] = {}
+        self.keyed_copies: list[tuple[int, int, _Person]] = []
+        """Rows copied with their controls' tags (``participants[2].*`` twice): each
+        copy is a person of its own, after the row it was copied from."""
         self.keyed_workshops: dict[str, bool] = {}
         self.keyed_consents: dict[str, bool] = {}
         self._titles = [fold(e.title) for e in events if e.title]
@@ -261,16 +279,16 @@ class _Extractor:
             kind = parts[0]
             value = clean_text(control.value, self.vocab.placeholders)
             if kind == "institution":
-                if value is not None:
-                    self.institution.setdefault(parts[1], value)
+                if value is not None and parts[1] not in self.institution:
+                    self.institution[parts[1]] = value
+                    self.institution_origin[parts[1]] = "fields"
                 if parts[1] == "name":
                     self.signals.add("institution_label")
             elif kind == "participant":
-                person = self.keyed_people.setdefault(int(parts[1]), _Person())
+                person = self._keyed_person(int(parts[1]), parts[2])
                 person.seen.add(parts[2])
                 if value is not None:
-                    person.values.setdefault(parts[2], value)
-                    person.sources.add("fields")
+                    person.put(parts[2], value, "fields", _marker_notes(control.value))
                 self.signals.add("participants_table")
             elif kind == "workshop":
                 ticked = (
@@ -294,6 +312,27 @@ class _Extractor:
                 self.signals.add("consents")
             elif kind == "remarks" and value is not None and self.remarks is None:
                 self.remarks = value
+
+    def _keyed_person(self, index: int, name: str) -> _Person:
+        """The person a ``participants[index].name`` control belongs to; a second
+        control of the same path starts a copy of that row (a row copied in Word keeps
+        its controls' tags)."""
+        person = self.keyed_people.get(index)
+        if person is None:
+            person = self.keyed_people[index] = _Person()
+            return person
+        copies = [c for i, _, c in self.keyed_copies if i == index]
+        current = copies[-1] if copies else person
+        if name not in current.seen:
+            return current
+        copy = _Person()
+        self.keyed_copies.append((index, len(copies) + 1, copy))
+        return copy
+
+    def keyed_list(self) -> list[_Person]:
+        """Keyed people in document order: by index, each copy after its original."""
+        order = [(i, 0, p) for i, p in self.keyed_people.items()] + self.keyed_copies
+        return [p for _, _, p in sorted(order, key=lambda t: (t[0], t[1]))]
 
     # blocks ----------------------------------------------------------------------------
 
@@ -356,8 +395,10 @@ class _Extractor:
                     continue
                 lines = [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
                 controls = [c for ln in lines for c in ln.controls]
-                text = _join_lines(ln.text for ln in lines)
-                self.assign(match, text, controls, "table", allow_pending=False)
+                text, notes = _join_noted([ln.text for ln in lines])
+                self.assign(
+                    match, text, controls, "table", allow_pending=False, notes=notes
+                )
             i += 2
 
     def _label_row(self, row: list[list[Block]]) -> list[LabelMatch | None] | None:
@@ -429,14 +470,12 @@ class _Extractor:
             unkeyed = [c for c in controls if _canonical(c.key) is None]
             if not controls or unkeyed:
                 keyed_only = False
-            value = clean_text(
-                _join_lines(line.text for line in lines), self.vocab.placeholders
-            )
+            joined, notes = _join_noted([line.text for line in lines])
+            value = clean_text(joined, self.vocab.placeholders)
             name = key.split(".", 1)[1]
             person.seen.add(name)
             if value is not None:
-                person.values[name] = value
-                person.sources.add("fields" if unkeyed else "table")
+                person.put(name, value, "fields" if unkeyed else "table", notes)
         if keyed_only:
             return  # the keyed pass read these controls already
         if person.values:
@@ -452,7 +491,8 @@ class _Extractor:
             [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
             for cell in row
         ]
-        texts = [_join_lines(ln.text for ln in lines).strip() for lines in cell_lines]
+        noted = [_join_noted([ln.text for ln in lines]) for lines in cell_lines]
+        texts = [text.strip() for text, _ in noted]
         filled = [i for i, t in enumerate(texts) if t]
         if not filled:
             return
@@ -487,7 +527,10 @@ class _Extractor:
             self.pending = None
             for match, _, j in pairs:
                 controls = [c for ln in cell_lines[j] for c in ln.controls]
-                self.assign(match, texts[j], controls, "table", allow_pending=False)
+                self.assign(
+                    match, texts[j], controls, "table", allow_pending=False,
+                    notes=noted[j][1],
+                )
             return
         if all(len(lines) <= 1 for lines in cell_lines):
             controls = [c for lines in cell_lines for ln in lines for c in ln.controls]
@@ -526,6 +569,7 @@ class _Extractor:
                 self.consents.get(consent, False) or tick_state(text) is True
             )
             self._structural("consents")
+            self._tick_box(text, line.controls)
             return
         spans = [] if labelled else vocab.find_workshops(text)
         if len(spans) > 1:  # options side by side: each with its own mark
@@ -533,6 +577,7 @@ class _Extractor:
             self.options.extend(ticks)
             self.unclear_ticks += unclear
             self._structural("workshops")
+            self._tick_box(text, line.controls)
             return
         letter = None if labelled else vocab.match_workshop(text)
         if letter is None and not labelled and self.section == "workshops":
@@ -542,6 +587,7 @@ class _Extractor:
         if letter is not None:
             self.options.append((letter, tick_state(text) is True))
             self._structural("workshops")
+            self._tick_box(text, line.controls)
             return
         if not labelled:
             lead = parts[0][1]
@@ -581,6 +627,12 @@ class _Extractor:
             assert match is not None
             self.assign(match, value, line.controls, source, allow_pending=True)
 
+    def _tick_box(self, text: str, controls: list[Control]) -> None:
+        """An option or consent offered with a box (empty or ticked) to mark: a form's
+        structure, where a programme or a letter only names the options."""
+        if tick_state(text) is not None or any(c.checked is not None for c in controls):
+            self.signals.add("tick_box")
+
     def _structural(self, signal: str) -> None:
         self.signals.add(signal)
         self.header_done = True
@@ -612,6 +664,7 @@ class _Extractor:
         source: Source,
         *,
         allow_pending: bool,
+        notes: list[str] | None = None,
     ) -> None:
         key = self._resolve(match.keys)
         if log.isEnabledFor(logging.DEBUG):
@@ -634,7 +687,7 @@ class _Extractor:
         if allow_pending and not value.strip():
             self.pending = _Pending(key, person, source)
             return
-        self._store(key, value, controls, source, person)
+        self._store(key, value, controls, source, person, notes)
 
     def _store(
         self,
@@ -643,6 +696,7 @@ class _Extractor:
         controls: list[Control],
         source: Source,
         person: _Person | None,
+        notes: list[str] | None = None,
     ) -> None:
         if controls and all(_canonical(c.key) is not None for c in controls):
             return  # read by the keyed pass
@@ -650,18 +704,22 @@ class _Extractor:
         if value is None:
             return
         src: Source = "fields" if controls else source
+        notes = [*(notes or []), *_marker_notes(raw)]
         name = key.split(".", 1)[1] if "." in key else key
         if key.startswith("institution."):
             if name not in self.institution:
                 self.institution[name] = value
+                self.institution_origin[name] = src
+                if notes:
+                    self.institution_notes[name] = sorted(set(notes))
                 self.sources.add(src)
         elif person is not None:
             if name not in person.values:
-                person.values[name] = value
-                person.sources.add(src)
+                person.put(name, value, src, sorted(set(notes)))
                 self.sources.add(src)
         elif key == "remarks" and self.remarks is None:
             self.remarks = value
+            self.remarks_origin = src
             self.remarks_open = not controls
             self.sources.add(src)
 
@@ -699,6 +757,10 @@ class _Extractor:
         }
         found = self.signals & strong
         sections = sum(1 for s in self.signals if s.startswith("section:"))
+        if not self.signals & _FORM_STRUCTURE:
+            # The conference's title, its workshops or consents named in a programme
+            # or a letter make no form: something must be there to fill in.
+            return False
         return len(found) + (1 if sections >= 2 else 0) >= 2
 
     def method(self) -> Method:
@@ -709,6 +771,12 @@ class _Extractor:
         ) and not self.doc.layout_tables:
             return "table"
         return "text"
+
+
+# What only a form has: a field's label, the participants' grid, a control, a box.
+_FORM_STRUCTURE = frozenset(
+    {"institution_label", "participants_table", "participant_label", "keyed", "tick_box"}
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -752,18 +820,59 @@ _WRAPPED_HYPHEN = re.compile(r"(?<=\w)-\s*$")
 def _join_lines(lines: Iterable[str]) -> str:
     """Join a cell's lines with spaces, but without one after a hyphen ending a word:
     a wrapped "Krawczyk-" / "Grabowski" is "Krawczyk-Grabowski" (also in e-mails),
-    nor at the "@" of an e-mail wrapped there ("a.kowalska@" / "nysa.pl")."""
+    nor at the "@" of an e-mail wrapped there ("a.kowalska@" / "nysa.pl"), nor inside
+    an address wrapped anywhere else ("kowalska@powiatstrzele" / "cki.pl")."""
+    return _join_noted(list(lines))[0]
+
+
+def _join_noted(lines: Sequence[str]) -> tuple[str, list[str]]:
+    """``_join_lines`` and what the join did: ``wrapped`` (lines joined with a space),
+    ``joined`` (joined without one: the reading rests on where the line broke),
+    ``marker`` (a soft hyphen or PDFium's line-end marker dropped)."""
+    notes: set[str] = set()
     out = ""
     for line in lines:
-        if out and (
-            (_WRAPPED_HYPHEN.search(out) and line[:1].isalnum())
-            or (out.rstrip().endswith("@") and line.strip()[:1].isalnum())
-            or (line.lstrip().startswith("@") and out.rstrip()[-1:].isalnum())
-        ):
-            out = out.rstrip() + line.lstrip()
+        if not line.strip():
+            continue
+        if out:
+            if _joins_tight(out, line):
+                out = out.rstrip() + line.lstrip()
+                notes.add("joined")
+            else:
+                out = f"{out} {line}"
+                notes.add("wrapped")
         else:
-            out = f"{out} {line}" if out else line
-    return out
+            out = line
+        if any(m in line for m in _MARKERS):
+            notes.add("marker")
+    return out, sorted(notes)
+
+
+_MARKERS = ("\u00ad", "\x02", "\ufffe")
+
+
+def _joins_tight(before: str, after: str) -> bool:
+    if _WRAPPED_HYPHEN.search(before) and after.lstrip()[:1].isalnum():
+        return True
+    if before.rstrip().endswith("@") and after.strip()[:1].isalnum():
+        return True
+    if after.lstrip().startswith("@") and before.rstrip()[-1:].isalnum():
+        return True
+    # An address broken inside its local part or domain: the two halves only make a
+    # valid address together ("…@powiatstrzele" + "cki.pl", "…@opolski" + "e.pl").
+    tail = before.split()[-1] if before.split() else ""
+    head = after.split()[0] if after.split() else ""
+    if not tail or not head or (tail + head).count("@") != 1:
+        return False
+    return (
+        normalize_email(tail + head)[1]
+        and not normalize_email(tail)[1]
+        and not normalize_email(head)[1]
+    )
+
+
+def _marker_notes(raw: str | None) -> list[str]:
+    return ["marker"] if raw and any(m in raw for m in _MARKERS) else []
 
 
 def _cell_text(cell: list[Block]) -> str:
@@ -796,6 +905,7 @@ def build_form(
             reason="no labels of the registration form found",
         )
     problems: list[Problem] = []
+    raw_text = _raw_values(ex)
     if doc.method == "ocr":
         _repair_ocr(ex)
     institution = _institution(ex.institution, problems)
@@ -833,8 +943,21 @@ def build_form(
             )
         )
     problems.extend(doc.findings)
-    if doc.confidence:
-        problems.extend(_low_confidence(ex, doc.confidence))
+    readings = _readings(ex, institution, people, raw_text, doc)
+    ocr_score = None
+    if doc.method == "ocr":
+        from mailbot.forms.ocr import value_confidence
+
+        def ocr_score(raw: str) -> float | None:
+            return value_confidence(raw, doc.confidence)
+
+    provenance, doubts = assess(
+        readings,
+        ocr_score=ocr_score,
+        settled={p.field for p in problems if p.code != "low_confidence"},
+    )
+    known = {(p.field, p.code) for p in problems}
+    problems.extend(d for d in doubts if (d.field, d.code) not in known)
     return FormData(
         file=file,
         status="ok",
@@ -847,45 +970,99 @@ def build_form(
         remarks=clean_text(ex.remarks, vocab.placeholders),
         consents=consents,
         problems=problems,
+        provenance=provenance,
     )
 
 
 def _repair_ocr(ex: _Extractor) -> None:
-    """OCR's usual misreadings in e-mail and phone fields ("urzadQlubniany.pl")."""
+    """OCR's usual misreadings in e-mail and phone fields ("urzadQlubniany.pl");
+    a repaired value is noted, as it is less certain than one read as it stands."""
     from mailbot.forms.ocr import repair_values
 
-    repair_values(ex.institution)
-    for person in [*ex.keyed_people.values(), *ex.people]:
-        repair_values(person.values)
+    for name in repair_values(ex.institution) or ():
+        ex.institution_notes.setdefault(name, []).append("repaired")
+    for person in [*ex.keyed_list(), *ex.people]:
+        for name in repair_values(person.values) or ():
+            person.notes.setdefault(name, []).append("repaired")
 
 
-def _low_confidence(ex: _Extractor, confidence: dict[str, float]) -> list[Problem]:
-    """Names and positions OCR read poorly (e-mails and phones are validated instead)."""
-    from mailbot.forms.ocr import doubtful
+def _kept(ex: _Extractor) -> list[_Person]:
+    """The people in the result: keyed rows first (the organiser's controls), then
+    rows the participant added; rows with no value at all are left out."""
+    raw = ex.keyed_list() + ex.people
+    return [p for p in raw if any(p.values.get(f) for f in _PERSON_FIELDS)]
 
-    found: list[Problem] = []
-    for name in ("name", "address"):
-        if doubtful(ex.institution.get(name), confidence):
-            found.append(
-                Problem(
-                    f"institution.{name}",
-                    "low_confidence",
-                    "Dane instytucji odczytane ze skanu mogą zawierać błędy.",
+
+def _raw_values(ex: _Extractor) -> dict[tuple[int, str], str]:
+    """Every value as read, before OCR repairs (its words carry OCR's confidence);
+    person ``-1`` is the institution."""
+    out = {(-1, k): v for k, v in ex.institution.items()}
+    for i, person in enumerate(_kept(ex)):
+        out.update({(i, k): v for k, v in person.values.items()})
+    return out
+
+
+_PERSON_KINDS: dict[str, Kind] = {
+    "full_name": "name",
+    "position": "position",
+    "phone": "phone",
+    "email": "email",
+}
+_INSTITUTION_KINDS: dict[str, Kind] = {
+    "name": "institution",
+    "address": "address",
+    "phone": "phone",
+    "email": "email",
+}
+
+
+def _readings(
+    ex: _Extractor,
+    institution: Institution,
+    people: list[Participant],
+    raw_text: dict[tuple[int, str], str],
+    doc: Document,
+) -> list[Reading]:
+    """Each value of the result with where it came from and what it needed."""
+
+    def source(origin: Source) -> Method:
+        if doc.method == "ocr":
+            return "ocr"
+        if doc.layout_tables and origin == "table":
+            return "text"  # a table rebuilt from a PDF page's layout
+        return origin
+
+    out: list[Reading] = []
+    for name, kind in _INSTITUTION_KINDS.items():
+        value = getattr(institution, name)
+        if value is None:
+            continue
+        out.append(
+            Reading(
+                f"institution.{name}", kind, value, raw_text.get((-1, name), value),
+                source(ex.institution_origin.get(name, "text")),
+                list(ex.institution_notes.get(name, [])),
+            )
+        )
+    for i, (person, raw) in enumerate(zip(people, _kept(ex), strict=True)):
+        for name, kind in _PERSON_KINDS.items():
+            value = getattr(person, name)
+            if value is None:
+                continue
+            out.append(
+                Reading(
+                    f"participants[{i}].{name}", kind, value,
+                    raw_text.get((i, name), value),
+                    source(raw.origin.get(name, "text")),
+                    list(raw.notes.get(name, [])),
+                    person=person.full_name,
                 )
             )
-    raw = [ex.keyed_people[i] for i in sorted(ex.keyed_people)] + ex.people
-    people = [p for p in raw if any(p.values.get(f) for f in _PERSON_FIELDS)]
-    for i, person in enumerate(people):
-        for name in ("full_name", "position"):
-            if doubtful(person.values.get(name), confidence):
-                found.append(
-                    Problem(
-                        f"participants[{i}].{name}",
-                        "low_confidence",
-                        f"Dane uczestnika {i + 1} odczytane ze skanu mogą zawierać błędy.",
-                    )
-                )
-    return found
+    if ex.remarks is not None:
+        out.append(
+            Reading("remarks", "remarks", ex.remarks, ex.remarks, source(ex.remarks_origin))
+        )
+    return out
 
 
 def _institution(values: dict[str, str], problems: list[Problem]) -> Institution:
@@ -918,12 +1095,8 @@ def _institution(values: dict[str, str], problems: list[Problem]) -> Institution
 
 
 def _people(ex: _Extractor, problems: list[Problem]) -> list[Participant]:
-    # Keyed rows first (the organiser's controls), then rows the participant added.
-    raw = [ex.keyed_people[i] for i in sorted(ex.keyed_people)] + ex.people
     people: list[Participant] = []
-    for person in raw:
-        if not any(person.values.get(f) for f in _PERSON_FIELDS):
-            continue
+    for person in _kept(ex):
         n = len(people) + 1
         i = n - 1
         p = Participant(

@@ -63,6 +63,28 @@ class Problem:
     field: str
     code: ProblemCode
     message: str
+    suggestion: str | None = None
+    """``low_confidence`` only: the one close alternative a cross-check points to
+    ("jan.kowalski@nysa.pl" for a read "jan.kowalskl@nysa.pl"). The value read is kept
+    as written; the suggestion is for the person who confirms it, never applied."""
+
+
+@dataclass
+class Provenance:
+    """Where one value came from and how sure the reader is of it.
+
+    ``confidence`` is 0–1: a clean content-control value is near 1, a value joined from
+    wrapped lines or read by OCR lower; below ``CONFIDENCE_THRESHOLD`` the field gets a
+    ``low_confidence`` problem. ``notes`` say why it is lower (``joined lines``,
+    ``ocr 61``, ``e-mail does not match the name``) for ``mailbot review``.
+    """
+
+    source: Method
+    confidence: float
+    notes: list[str] = field(default_factory=list)
+
+
+CONFIDENCE_THRESHOLD = 0.8
 
 
 @dataclass
@@ -82,10 +104,27 @@ class FormData:
     problems: list[Problem] = field(default_factory=list)
     reason: str | None = None
     """Why the file is ``not_a_form`` or ``unreadable``; not part of an ``ok`` result."""
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+    """Per field path (``participants[0].email``): its source and confidence."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The dict printed by ``mailbot parse --json`` (``reason`` only when not ok)."""
+    def to_json(self, *, provenance: bool = False) -> dict[str, Any]:
+        """The dict printed by ``mailbot parse --json`` (``reason`` only when not ok;
+        a problem's ``suggestion`` only when there is one). ``provenance`` adds each
+        field's source and confidence (``mailbot parse --provenance``); the contract's
+        keys stay exactly as FORM.md lists them without it."""
         data = asdict(self)
         if self.status == "ok" or self.reason is None:
             data.pop("reason")
+        if not provenance:
+            data.pop("provenance")
+        for problem in data["problems"]:
+            if problem.get("suggestion") is None:
+                problem.pop("suggestion", None)
         return data
+
+    def doubtful(self, path: str) -> Problem | None:
+        """The ``low_confidence`` problem of field ``path``, if the reader doubts it."""
+        return next(
+            (p for p in self.problems if p.field == path and p.code == "low_confidence"),
+            None,
+        )

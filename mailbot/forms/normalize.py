@@ -160,11 +160,21 @@ def normalize_phone(value: str | None) -> tuple[str | None, bool]:
         for match in phonenumbers.PhoneNumberMatcher(text, "PL"):
             number = match.number
             break
-    if number is None or not phonenumbers.is_possible_number(number):
+    if number is None or not _complete(number):
         return text, False
     number.italian_leading_zero = False
     number.number_of_leading_zeros = None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
+
+
+def _complete(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether no digit is missing or extra: every Polish number has nine digits
+    ("77 40 80 5" is a number with a digit lost, not +487740805); a foreign number
+    must be valid for its country. A nine-digit Polish number with an unassigned
+    prefix stays valid here; the cross-checks only doubt it."""
+    if number.country_code == 48:
+        return len(str(number.national_number)) == 9
+    return phonenumbers.is_valid_number(number)
 
 
 def _parse_phone(text: str) -> phonenumbers.PhoneNumber | None:
