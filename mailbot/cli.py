@@ -35,7 +35,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 review_app = typer.Typer(
-    help="Resolve what waits in Needs-Review: list, show, fix, accept, reject, reprocess.", no_args_is_help=True
+    help="Resolve what waits in Needs-Review: list, show, fix, confirm, accept, reject, reprocess.",
+    no_args_is_help=True,
 )
 app.add_typer(review_app, name="review")
 err = Console(stderr=True, soft_wrap=True)  # log-like lines: never wrapped mid-sentence
@@ -143,9 +144,19 @@ def check_config(config: ConfigOpt = None) -> None:
 def parse(
     files: Annotated[list[Path], typer.Argument(help="Form files to read.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract (the default).")] = True,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance",
+            help="Add each field's source (fields/table/text/ocr), confidence and repairs.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Read registration forms and print what was found, as a JSON array."""
+    """Read registration forms and print what was found, as a JSON array.
+
+    A value the reader doubts carries a ``low_confidence`` problem (with a proposed
+    ``suggestion`` when a cross-check points to one); ``--provenance`` shows why."""
     from mailbot.forms import parse_file
     from mailbot.ingest import events_for_forms
     from mailbot.resources import default_config_dir
@@ -165,7 +176,7 @@ def parse(
         vocabulary = load_vocabulary(settings.labels_file) if settings.labels_file else None
     except ConfigError as e:
         raise _fail(str(e)) from e
-    results = [parse_file(f, events, vocabulary=vocabulary).to_json() for f in files]
+    results = [parse_file(f, events, vocabulary=vocabulary).to_json(provenance=provenance) for f in files]
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 
@@ -519,6 +530,28 @@ def review_fix(
 
     app_ = _app_for(config, db, None, outbox)
     _review(lambda: rv.render_result(rv.fix(app_.ingest, item, assignments, registration=registration, note=note)))
+    app_.deliver()
+
+
+@review_app.command("confirm")
+def review_confirm(
+    item: ReviewId,
+    index: Annotated[Optional[int], typer.Argument(
+        help="N of participants[N] as `review show` lists them; may be left out when one address waits.")] = None,
+    suggestion: Annotated[bool, typer.Option(
+        "--suggestion", help="Take the address the reader suggested instead of the one read.")] = False,
+    registration: Annotated[Optional[str], typer.Option(help="The registration code, when the message has several.")] = None,
+    note: NoteOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    outbox: OutboxOpt = None,
+) -> None:
+    """Confirm an e-mail address the reader doubted; the participant then gets their own mail."""
+    from mailbot import review as rv
+
+    app_ = _app_for(config, db, None, outbox)
+    _review(lambda: rv.render_result(
+        rv.confirm(app_.ingest, item, index, registration=registration, suggestion=suggestion, note=note)))
     app_.deliver()
 
 

@@ -9,6 +9,8 @@ Organisers read this mail and nothing else, so everything that needs a person is
   organisers decide);
 - the addresses of the event's people that bounce (no reminders reach them) and those
   that answered with an out-of-office reply;
+- the e-mail addresses the form reader doubted and nobody has confirmed yet: no mail of
+  their own reaches those people (their sender was asked to confirm or correct);
 - every message waiting for review (``needs_review``, not yet resolved with
   ``mailbot review``), with its reason and the start of its text; those new since the
   last digest with their original attachments (up to :data:`MAX_ATTACHMENT_BYTES` in
@@ -50,7 +52,7 @@ from mailbot.errors import ConfigError
 from mailbot.intent import find_codes, strip_quoted
 from mailbot.mime import MimeLimits, parse_message
 from mailbot.outbox import FileAttachment, Sender, compose, enqueue
-from mailbot.registrations import Change, _snapshot, describe_changes, people_keys
+from mailbot.registrations import UNCONFIRMED, Change, _snapshot, describe_changes, people_keys
 from mailbot.replies import dedupe_ref, event_context, norm_address
 from mailbot.seats import HOLDING
 from mailbot.store.blobs import BlobStore
@@ -94,6 +96,8 @@ class DigestPerson:
     """confirmed | waitlisted | cancelled | late"""
     status_pl: str
     waitlist_position: int | None = None
+    email_unconfirmed: bool = False
+    """The reader doubted the address and nobody confirmed it yet."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,22 @@ class Bounce:
     who: tuple[str, ...]
     """The people (or "zgłaszający KOD") the address belongs to."""
     new: bool
+
+
+@dataclass(frozen=True)
+class UnconfirmedEmail:
+    """An address read with doubt that nobody has confirmed yet."""
+
+    full_name: str | None
+    institution: str | None
+    code: str
+    as_read: str | None
+    suggestion: str | None
+    sender: str | None
+    """Whoever registered the person: they were asked to confirm or correct it."""
+    since: dt.datetime
+    new: bool
+    """Appeared since the last digest."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +263,7 @@ class Digest:
     bounces: tuple[Bounce, ...]
     auto_replies: tuple[AutoReply, ...]
     review: tuple[ReviewItem, ...]
+    unconfirmed: tuple[UnconfirmedEmail, ...] = ()
 
     @property
     def has_news(self) -> bool:
@@ -254,6 +275,7 @@ class Digest:
             or any(item.new for item in self.review)
             or self.auto_replies
             or any(b.new for b in self.bounces)
+            or any(u.new for u in self.unconfirmed)
         )
 
     @property
@@ -452,6 +474,7 @@ def _person(p: Participant, positions: Mapping[int, int]) -> DigestPerson:
         status=p.status,
         status_pl=PERSON_STATUS_PL.get(p.status, p.status),
         waitlist_position=positions.get(p.id or -1),
+        email_unconfirmed=p.email_check == UNCONFIRMED,
     )
 
 
@@ -568,6 +591,32 @@ def _late(data: _EventData, settings: Settings, since: dt.datetime | None, now: 
         if reg.status == "late"
     ]
     out.sort(key=lambda r: r.created_at)  # stable: same moment, arrival (id) order
+    return out
+
+
+def _unconfirmed(
+    data: _EventData, settings: Settings, since: dt.datetime | None, now: dt.datetime
+) -> list[UnconfirmedEmail]:
+    out = []
+    for reg in data.regs.values():
+        if reg.status == "cancelled":
+            continue
+        for p in data.people.get(reg.id or -1, []):
+            if p.email_check != UNCONFIRMED or p.status == "cancelled":
+                continue
+            out.append(
+                UnconfirmedEmail(
+                    full_name=p.full_name,
+                    institution=reg.institution_name,
+                    code=reg.code,
+                    as_read=p.email,
+                    suggestion=p.email_suggestion,
+                    sender=reg.sender_email,
+                    since=_local(p.registered_at, settings),
+                    new=_in_window(p.registered_at, since, now),
+                )
+            )
+    out.sort(key=lambda u: (u.since, u.code))
     return out
 
 
@@ -700,6 +749,11 @@ _REASONS_PL: tuple[tuple[re.Pattern[str], str | Any], ...] = tuple(
             r"\1: poprawka zgłoszenia \2 po konferencji – nie uwzględniono",
         ),
         (r"^internal error while processing: (.+)$", r"błąd wewnętrzny podczas przetwarzania: \1"),
+        (
+            r"^answer about an unconfirmed e-mail address on (.+?) is unclear: (.+)$",
+            r"niejasna odpowiedź w sprawie niepotwierdzonego adresu e-mail (zgłoszenie \1): \2",
+        ),
+        (r"^e-mail address\(es\) on (.+) still unconfirmed$", r"adres e-mail w zgłoszeniu \1 nadal niepotwierdzony"),
         (r"^queued (.+)$", _queued_pl),
     )
 )
@@ -975,6 +1029,7 @@ def _build_one(
         bounces=tuple(bounces),
         auto_replies=tuple(autos),
         review=tuple(_review_items(review_rows, settings, since, now, blobs, budget, excerpts)),
+        unconfirmed=tuple(_unconfirmed(data, settings, since, now)),
     )
 
 

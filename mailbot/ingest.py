@@ -30,7 +30,7 @@ from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.loopguard import classify, safe_to_reply
 from mailbot.mailbox.base import Outcome, RawMessage
 from mailbot.mime import Attachment, MimeLimits, ParsedMessage, parse_message
-from mailbot import cancellations
+from mailbot import cancellations, doubts
 from mailbot.bounces import clear_bounce, record_auto_reply, record_bounce
 from mailbot.intent import detect_withdrawal
 from mailbot.links import linked_registrations
@@ -383,6 +383,8 @@ def _decide(
     out = Queued()
     linked = linked_registrations(session, parsed)
     withdrawal = detect_withdrawal(parsed.subject, parsed.text) if verdict is None else None
+    if answering is not None and withdrawal is not None and withdrawal.kind == "none":
+        _settle_by_envelope(ctx, session, decision, answering, reply_addr, linked, now, out)
     if withdrawal is not None and withdrawal.kind == "unclear":
         decision.escalate("needs_review", f"{withdrawal.reason}; nothing changed, a person should read it")
     elif withdrawal is not None and withdrawal.kind == "cancel":
@@ -391,7 +393,7 @@ def _decide(
     elif forms:
         _register(ctx, session, decision, inbound, answering, reply_addr, linked, forms, now, out,
                   as_of=as_of or now)
-    else:
+    elif not _address_reply(ctx, session, decision, answering, reply_addr, linked, now, out):
         _no_form(ctx, session, decision, answering, reply_addr, linked, unreadable, blank_returned, now, out)
     decision.replies.extend(out.queued)
     for skipped in out.skipped:
@@ -467,6 +469,72 @@ def _no_form(
     out.add(row, "no_form", reply_addr)
 
 
+def _settle_by_envelope(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering,
+    reply_addr: str | None,
+    linked: Sequence[Registration],
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """A person writing from an address we doubted shows it is theirs: settle it, and
+    send them the mail they were owed (whatever else the message asks for)."""
+    inbound = answering.inbound
+    assert inbound.id is not None
+    settled = doubts.by_envelope(session, answering.parsed, linked, ref=inbound.ref, inbound_id=inbound.id, now=now)
+    if not settled.people:
+        return
+    decision.reasons.extend(settled.done)
+    decision.reasons.extend(
+        doubts.queue_settled(session, ctx.mailer, settled, answering=answering, reply_to=reply_addr,
+                             tell_sender=False, now=now, out=out)
+    )
+
+
+def _address_reply(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering | None,
+    reply_addr: str | None,
+    linked: Sequence[Registration],
+    now: dt.datetime,
+    out: Queued,
+) -> bool:
+    """A reply without a form, tied to registrations whose addresses wait for
+    confirmation: settle what it clearly says (the people get their mail, the writer
+    hears which addresses we now use); an unclear answer goes to review, nothing
+    changed. False when it says nothing about them (then it is an ordinary message)."""
+    if answering is None:
+        return False  # automatic mail never confirms anything
+    inbound = answering.inbound
+    assert inbound.id is not None
+    outcome = doubts.by_reply(session, ctx.settings, answering.parsed, linked, ref=inbound.ref,
+                              inbound_id=inbound.id, now=now)
+    if outcome is None:
+        return False
+    codes = ", ".join(r.code for r in outcome.regs)
+    if outcome.answer.kind == "none":
+        decision.reasons.append(f"e-mail address(es) on {codes} still unconfirmed")
+        return False
+    decision.registrations.extend(r.code for r in outcome.regs)
+    if outcome.answer.kind == "unclear":
+        decision.escalate(
+            "needs_review",
+            f"answer about an unconfirmed e-mail address on {codes} is unclear: {outcome.answer.reason}",
+        )
+        decision.reasons.append("nothing changed, a person should read it")
+        return True
+    decision.reasons.extend(outcome.settled.done)
+    decision.reasons.extend(
+        doubts.queue_settled(session, ctx.mailer, outcome.settled, answering=answering, reply_to=reply_addr,
+                             tell_sender=True, now=now, out=out)
+    )
+    return True
+
+
 def _registrations_of_sender(session: Session, address: str, open_keys: Sequence[str]) -> list[Registration]:
     return list(
         session.exec(
@@ -533,6 +601,7 @@ def _register(
             target=target,
             searched=True,
             late=late,
+            settled_by=f"form {inbound.ref}",
         )
         reg = applied.registration
         decision.registrations.append(reg.code)
@@ -552,10 +621,12 @@ def _register(
         allocate(session, event_key, event.capacity, applied.added, now)
         waiting = sum(1 for p in applied.added if p.status == "waitlisted")
         verb = "registered" if applied.created else "corrected"
+        doubted = len(doubts.unconfirmed(session, [reg]))
         decision.reasons.append(
             f"{verb} {reg.code} for {event_key}"
             + (f" (incomplete: {len(applied.blocking_problems)} problem(s))" if applied.blocking_problems else "")
             + (f" ({waiting} on the waiting list)" if waiting else "")
+            + (f" ({doubted} e-mail address(es) to confirm)" if doubted else "")
         )
         if answering is None:
             continue

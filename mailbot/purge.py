@@ -2,7 +2,8 @@
 
 What goes, ``retention_days`` after an event's date (``Settings.retention_days``):
 
-- participants' names, job titles, phone numbers and e-mail addresses;
+- participants' names, job titles, phone numbers and e-mail addresses (also an address
+  as the reader read it with doubt, its suggestion and note);
 - registrations' institution fields, remarks, sender and the problems (which quote
   values), and the earlier versions kept of them;
 - the inbound messages tied to the event (they registered, corrected or withdrew one
@@ -376,7 +377,10 @@ def _purge_registration(
     report.registrations += 1
     for person in session.exec(select(Participant).where(Participant.registration_id == reg.id)).all():
         addresses |= _addresses(person.email)
+        addresses |= _addresses(person.email_as_read, person.email_suggestion)
         person.full_name = person.job_title = person.phone = person.email = None
+        # The doubt about an address quotes it; whether there was one stays (anonymous).
+        person.email_as_read = person.email_suggestion = person.email_doubt_note = None
         session.add(person)
         report.participants += 1
     for version in session.exec(

@@ -51,6 +51,8 @@ class PersonGone:
     full_name: str | None
     email: str | None
     status: str
+    email_unconfirmed: bool = False
+    """Their address was never confirmed: nothing of their own goes there."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Applied:
     """People new to this registration: they need a seat (or a place in the queue)."""
     removed: tuple[PersonGone, ...] = ()
     changes: tuple[Change, ...] = ()
+    settled: tuple[Participant, ...] = ()
+    """People already on the registration whose unconfirmed address this form settled
+    (a new address, read without doubt): they are owed the mail they were not sent."""
 
 
 def _fold(text: str | None) -> str:
@@ -109,6 +114,67 @@ def make_code(event_key: str, seed: str, taken: set[str] | None = None) -> str:
         if not taken or code not in taken:
             return code
         counter += 1
+
+
+UNCONFIRMED = "unconfirmed"
+SETTLED = ("confirmed", "corrected")
+
+
+def same_address(a: str | None, b: str | None) -> bool:
+    """Addresses compared case-blind (what people type and what servers accept)."""
+    return bool(a and b) and a.strip().casefold() == (b or "").strip().casefold()  # type: ignore[union-attr]
+
+
+def judge_email(
+    person: Participant,
+    previous: Participant | None,
+    doubt: Problem | None,
+    *,
+    sender: str | None,
+    settled_by: str,
+    now: dt.datetime,
+) -> bool:
+    """Set ``person``'s address check from the form's ``doubt`` and what ``previous``
+    (the same person on the registration before) had; True when this settles a doubt
+    the registration had (the person is owed the mail they were not sent).
+
+    - an address the reader doubts is ``unconfirmed`` — unless it is the sender's own
+      address: the envelope shows it is right;
+    - a settled address stays settled while the form gives it again, or brings back the
+      very misreading that was settled (the same scan sent again);
+    - an unconfirmed address stays so while a form gives it with the same doubt; given
+      again without doubt (a typed form), or replaced by another address read without
+      doubt, the form settles it.
+    """
+    if previous is not None and previous.email_check in SETTLED and person.email and (
+        same_address(person.email, previous.email) or same_address(person.email, previous.email_as_read)
+    ):
+        person.email = previous.email
+        _copy_check(person, previous, with_settlement=True)
+        return False
+    doubted = doubt is not None and bool(person.email) and not same_address(person.email, sender)
+    if doubted:
+        assert doubt is not None
+        person.email_check = UNCONFIRMED
+        person.email_as_read = person.email
+        person.email_suggestion = doubt.suggestion
+        person.email_doubt_note = doubt.message
+        return False
+    if previous is not None and previous.email_check == UNCONFIRMED and person.email:
+        _copy_check(person, previous, with_settlement=False)
+        person.email_check = "confirmed" if same_address(person.email, previous.email) else "corrected"
+        person.email_settled_at = now
+        person.email_settled_by = settled_by
+        return True
+    return False
+
+
+def _copy_check(person: Participant, previous: Participant, *, with_settlement: bool) -> None:
+    names = ["email_check", "email_as_read", "email_suggestion", "email_doubt_note"]
+    if with_settlement:
+        names += ["email_settled_at", "email_settled_by"]
+    for name in names:
+        setattr(person, name, getattr(previous, name))
 
 
 def _snapshot(session: Session, reg: Registration) -> str:
@@ -160,6 +226,7 @@ def apply_form(
     target: Registration | None = None,
     searched: bool = False,
     late: bool = False,
+    settled_by: str = "form",
 ) -> Applied:
     """Create or correct the registration for one parsed form (no commit here).
 
@@ -167,6 +234,8 @@ def apply_form(
     a reply to our mail about it); otherwise the same-sender rule finds corrections —
     unless ``searched`` says the caller already did that and ``target`` is the answer.
     People who stay on a corrected form keep their seat and their place in the queue.
+    An address the reader doubts is stored ``unconfirmed`` (see :func:`judge_email`);
+    ``settled_by`` names what settles an earlier doubt when this form does.
     """
     blocking = blocking_problems(form, event_defaulted=event_defaulted)
     if not searched and (target is None or target.event_key != event_key or target.status == "cancelled"):
@@ -226,6 +295,7 @@ def apply_form(
     assert reg.id is not None
     unmatched_old = list(old_people)
     added: list[Participant] = []
+    settled: list[Participant] = []
     for i, p in enumerate(form.participants):
         keys = people_keys([(p.full_name, p.email)])
         previous = next(
@@ -247,6 +317,9 @@ def apply_form(
         )
         if previous is not None:
             unmatched_old.remove(previous)
+        if judge_email(person, previous, form.doubtful(f"participants[{i}].email"),
+                       sender=sender, settled_by=settled_by, now=now):
+            settled.append(person)
         if previous is not None and previous.status != "cancelled":
             if not is_late:
                 person.status = previous.status
@@ -258,7 +331,8 @@ def apply_form(
         session.add(person)
     session.flush()
     removed = tuple(
-        PersonGone(full_name=o.full_name, email=o.email, status=o.status)
+        PersonGone(full_name=o.full_name, email=o.email, status=o.status,
+                   email_unconfirmed=o.email_check == UNCONFIRMED)
         for o in unmatched_old
         if o.status != "cancelled"
     )
@@ -270,6 +344,7 @@ def apply_form(
         added=tuple(added),
         removed=removed,
         changes=changes,
+        settled=tuple(p for p in settled if p not in added),
     )
 
 

@@ -2,8 +2,10 @@
 
 Both go only to people holding a seat (confirmed, registration not cancelled or late)
 whose address is not bouncing — a reminder only to those who held it at the reminder's
-moment, so a late registrant gets the 1-day reminder and not a belated 7-day one; a person without an e-mail address is reached through
-whoever registered them. Each mail's dedupe key names the event, the reminder (or the
+moment, so a late registrant gets the 1-day reminder and not a belated 7-day one. A
+person without an e-mail address, or whose address is still unconfirmed (the reader
+doubted it: :func:`mailbot.replies.mail_address`), is reached through whoever
+registered them. Each mail's dedupe key names the event, the reminder (or the
 change's calendar SEQUENCE) and the address, so a second run at the same moment, or a
 restart, sends nothing twice.
 """
@@ -20,7 +22,16 @@ from sqlmodel import Session, col, select
 from mailbot.calendar import event_fingerprint
 from mailbot.config import EventSettings, Settings
 from mailbot.loopguard import safe_to_reply
-from mailbot.replies import Mailer, Queued, display_name, is_bouncing, norm_address, person_view, promoted
+from mailbot.replies import (
+    Mailer,
+    Queued,
+    display_name,
+    is_bouncing,
+    mail_address,
+    norm_address,
+    person_view,
+    promoted,
+)
 from mailbot.seats import HOLDING, promote
 from mailbot.store.tables import EventState, Participant, Registration
 from mailbot.templating import date_pl, time_pl
@@ -80,7 +91,9 @@ def _by_address(
 ) -> dict[str, list[Participant]]:
     out: dict[str, list[Participant]] = {}
     for reg, person in rows:
-        addr = norm_address(person.email) or norm_address(reg.sender_email)
+        # An unconfirmed address is no address of the person's own: whoever registered
+        # them is reached instead, as for a person without one.
+        addr = mail_address(person) or norm_address(reg.sender_email)
         if not addr or not safe_to_reply(addr, own) or is_bouncing(session, addr):
             continue
         out.setdefault(addr, []).append(person)

@@ -4,6 +4,9 @@ Rules, in the words organisers use:
 - everyone on a form who gave an e-mail address gets one mail about *their* place; the
   sender gets one mail listing everyone on the form (a sender who is also a participant
   gets just that one);
+- an address the form reader doubted (``unconfirmed``) gets no mail of its own until it
+  is confirmed: that person is reached through whoever registered them, like a person
+  without an address, and the sender's mail asks them to confirm or correct it;
 - mails about a seat (ack, promoted, reminder, changed) carry a calendar entry whose UID
   is stable per address and event, so a later change replaces it in the calendar;
 - every mail has a dedupe key naming what it is about, so reprocessing, a crash or a
@@ -24,13 +27,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from mailbot.address_replies import CONFIRM_SENTENCE
 from mailbot.calendar import calendar_file, event_uid, make_ics
 from mailbot.config import EventSettings, Settings
 from mailbot.loopguard import safe_to_reply
 from mailbot.mime import ParsedMessage
 from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, enqueue, replies_today
-from mailbot.registrations import Applied, participants_of
-from mailbot.seats import waitlist_position
+from mailbot.registrations import UNCONFIRMED, Applied, participants_of
+from mailbot.seats import HOLDING, waitlist_position
 from mailbot.store.tables import (
     AddressStatus,
     EventState,
@@ -78,9 +82,20 @@ def person_view(session: Session, person: Participant, event_key: str) -> dict[s
         "full_name": person.full_name,
         "job_title": person.job_title,
         "email": person.email,
+        "email_unconfirmed": person.email_check == UNCONFIRMED,
         "status": person.status,
         "waitlist_position": waitlist_position(session, person, event_key),
     }
+
+
+def unconfirmed_view(people: Iterable[Participant]) -> list[dict[str, object]]:
+    """The ``unconfirmed_emails`` of a mail to whoever registered ``people``: each
+    address we read with doubt, and the reader's suggestion ("czy chodziło o …?")."""
+    return [
+        {"full_name": p.full_name, "email": p.email, "suggestion": p.email_suggestion}
+        for p in people
+        if p.email_check == UNCONFIRMED and p.email and p.status != "cancelled"
+    ]
 
 
 def registration_view(
@@ -104,14 +119,21 @@ def norm_address(address: str | None) -> str | None:
     return address.strip().casefold() if address and address.strip() else None
 
 
+def mail_address(person: Participant) -> str | None:
+    """The address a mail of the person's own may go to: none while it is unconfirmed
+    (a misread address would bounce, or reach a stranger)."""
+    return None if person.email_check == UNCONFIRMED else norm_address(person.email)
+
+
 def addressed(
     people: Sequence[Participant], overseers: Iterable[str | None], own: Sequence[str]
 ) -> dict[str, list[Participant]]:
     """Address → the people a mail to it is about: each person's own address covers
-    them, each overseer (whoever registered them, whoever asked) covers everyone."""
+    them (not an unconfirmed one), each overseer (whoever registered them, whoever
+    asked) covers everyone."""
     out: dict[str, list[Participant]] = {}
     for person in people:
-        addr = norm_address(person.email)
+        addr = mail_address(person)
         if addr and safe_to_reply(addr, own):
             out.setdefault(addr, []).append(person)
     for overseer in overseers:
@@ -162,6 +184,9 @@ class Mailer:
             "days_before": None,
             "closed_reason": None,
             "workshop_names": WORKSHOP_NAMES,
+            "unconfirmed_emails": [],
+            "confirmed_emails": [],
+            "confirm_sentence": CONFIRM_SENTENCE,
         }
 
     def calendar(
@@ -337,6 +362,7 @@ def welcome(
                 "registrations": [view],
                 "people": view["participants"],
                 "problems": list(problems) if is_sender else [],
+                "unconfirmed_emails": unconfirmed_view(people) if is_sender else [],
             },
             to_name=display_name(answering, addr, people),
             answering=answering,
@@ -381,6 +407,7 @@ def corrected(
                     "changes": [
                         {"field": c.field, "old": c.old, "new": c.new} for c in applied.changes
                     ],
+                    "unconfirmed_emails": unconfirmed_view(participants_of(session, reg.id)),
                 },
                 to_name=display_name(answering, sender, []),
                 answering=answering,
@@ -393,8 +420,10 @@ def corrected(
             answering=answering, reply_to=None, problems=(), now=now, out=out,
             only_new=applied.added,
         )
+    if applied.settled:
+        welcome_settled(session, mailer, reg, applied.settled, event, answering=answering, now=now, out=out)
     for gone in applied.removed:
-        addr = norm_address(gone.email)
+        addr = None if gone.email_unconfirmed else norm_address(gone.email)
         if not addr or addr == sender or not safe_to_reply(addr, mailer.settings.replying_as):
             continue
         person = {"full_name": gone.full_name, "status": "cancelled", "waitlist_position": None}
@@ -410,6 +439,93 @@ def corrected(
             registration_id=reg.id,
         )
         out.add(row, "cancelled", addr)
+
+
+def welcome_settled(
+    session: Session,
+    mailer: Mailer,
+    reg: Registration,
+    people: Iterable[Participant],
+    event: EventSettings,
+    *,
+    answering: Answering | None,
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """The first mail of their own to people whose doubtful address was just settled:
+    ``ack`` or ``waitlist``, under the dedupe key of the first mail about the
+    registration to that address (so an address that already had it — the sender's own
+    — gets nothing twice). Nobody hears anything on a registration not holding seats."""
+    assert reg.id is not None
+    if reg.status not in HOLDING:
+        return
+    own = mailer.settings.replying_as
+    for person in people:
+        addr = mail_address(person)
+        if not addr or not safe_to_reply(addr, own) or person.status not in ("confirmed", "waitlisted"):
+            continue
+        kind = "waitlist" if person.status == "waitlisted" else "ack"
+        view = registration_view(session, reg, [person])
+        row = mailer.queue(
+            session,
+            kind=kind,
+            event=event,
+            to=addr,
+            now=now,
+            dedupe=f"first:{reg.code}:{addr}",
+            context={"code": reg.code, "registrations": [view], "people": view["participants"]},
+            to_name=person.full_name,
+            answering=answering,
+            registration_id=reg.id,
+        )
+        out.add(row, kind, addr)
+
+
+def addresses_settled(
+    session: Session,
+    mailer: Mailer,
+    reg: Registration,
+    settled: Sequence[Participant],
+    event: EventSettings,
+    *,
+    answering: Answering,
+    reply_to: str | None,
+    changes: Sequence[Mapping[str, str]],
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """Tell whoever answered our question which address we now use for each person
+    (``updated`` with ``confirmed_emails``), so a misread answer is caught at once."""
+    assert reg.id is not None
+    sender = norm_address(reply_to)
+    if not sender or not safe_to_reply(sender, mailer.settings.replying_as):
+        return
+    if not _answer_allowed(mailer, session, out, "updated", sender, now):
+        return
+    view = registration_view(session, reg)
+    row = mailer.queue(
+        session,
+        kind="updated",
+        event=event,
+        to=sender,
+        now=now,
+        dedupe=f"settled:{answering.inbound.dedupe_key}:{reg.code}:{sender}",
+        context={
+            "code": reg.code,
+            "registrations": [view],
+            "people": view["participants"],
+            "changes": [dict(c) for c in changes],
+            "confirmed_emails": [
+                {"full_name": p.full_name, "email": p.email, "corrected": p.email_check == "corrected"}
+                for p in settled
+            ],
+            "unconfirmed_emails": unconfirmed_view(participants_of(session, reg.id)),
+        },
+        to_name=display_name(answering, sender, []),
+        answering=answering,
+        registration_id=reg.id,
+    )
+    out.add(row, "updated", sender)
 
 
 def closed(
@@ -521,5 +637,5 @@ def display_name(answering: Answering | None, addr: str, people: Sequence[Partic
     it is — never a colleague's name on someone else's address."""
     if answering is not None and norm_address(answering.parsed.from_addr) == addr:
         return answering.parsed.from_name
-    owners = [p for p in people if norm_address(p.email) == addr]
+    owners = [p for p in people if mail_address(p) == addr]
     return owners[0].full_name if len(owners) == 1 else None

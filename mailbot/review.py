@@ -18,6 +18,13 @@ the same dedupe keys, so nothing already queued goes twice:
 - ``reject`` only records the decision (and a note); no mail.
 - ``reprocess`` runs the stored raw message through the pipeline again
   (:func:`mailbot.ingest.reprocess`), e.g. after the admin extended the labels.
+- ``confirm`` settles an e-mail address the reader doubted, as read (or as the reader
+  suggested): the participant then gets the first mail of their own. ``fix
+  participants[N].email=…`` settles it with another address.
+
+``fix`` and ``confirm`` act on the registrations the message made; on a message that
+made none (an unclear answer to our question about an address), on the registrations it
+is tied to by a quoted code or by answering our mail.
 
 Every function returns plain data; the ``render_*`` functions turn it into the text the
 command line prints.
@@ -44,7 +51,8 @@ from mailbot.forms.labels import default_vocabulary
 from mailbot.forms.model import Consents, FormData, Institution, Problem
 from mailbot.forms.model import Participant as FormParticipant
 from mailbot.forms.normalize import clean_text, normalize_email, normalize_phone
-from mailbot.ingest import IngestContext, ReprocessError, answering_for
+from mailbot import doubts
+from mailbot.ingest import IngestContext, ReprocessError, _headers_only, answering_for
 from mailbot.ingest import reprocess as ingest_reprocess
 from mailbot.registrations import (
     NON_BLOCKING_CODES,
@@ -53,7 +61,9 @@ from mailbot.registrations import (
     apply_form,
     participants_of,
 )
-from mailbot.replies import Queued, corrected, promoted, welcome
+from mailbot.links import linked_registrations
+from mailbot.mime import parse_message
+from mailbot.replies import Queued, corrected, promoted, welcome, welcome_settled
 from mailbot.seats import allocate, promote
 from mailbot.store.tables import (
     InboundMessage,
@@ -69,6 +79,7 @@ __all__ = [
     "ReviewError",
     "ReviewItem",
     "accept",
+    "confirm",
     "fix",
     "list_open",
     "parse_assignment",
@@ -132,6 +143,13 @@ class PersonView:
     status: str
     consent_data_processing: bool
     consent_newsletter: bool
+    email_check: str | None = None
+    """None, ``unconfirmed`` (the reader doubted it: no mail goes there), ``confirmed``
+    or ``corrected``."""
+    email_as_read: str | None = None
+    email_suggestion: str | None = None
+    email_doubt_note: str | None = None
+    email_settled_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -324,7 +342,13 @@ def _problems(reg: Registration) -> tuple[Problem, ...]:
     out = []
     for p in raw if isinstance(raw, list) else []:
         if isinstance(p, dict):
-            out.append(Problem(str(p.get("field", "")), p.get("code", "invalid"), str(p.get("message", ""))))
+            suggestion = p.get("suggestion")
+            out.append(
+                Problem(
+                    str(p.get("field", "")), p.get("code", "invalid"), str(p.get("message", "")),
+                    suggestion=str(suggestion) if suggestion else None,
+                )
+            )
     return tuple(out)
 
 
@@ -359,6 +383,11 @@ def _registration_view(session: Session, reg: Registration, relation: str) -> Re
                 status=p.status,
                 consent_data_processing=p.consent_data_processing,
                 consent_newsletter=p.consent_newsletter,
+                email_check=p.email_check,
+                email_as_read=p.email_as_read,
+                email_suggestion=p.email_suggestion,
+                email_doubt_note=p.email_doubt_note,
+                email_settled_by=p.email_settled_by,
             )
             for i, p in enumerate(people)
         ),
@@ -382,6 +411,9 @@ def show(ctx: IngestContext, key: str | int) -> ItemDetail:
         ).all()
         source = _source_registrations(session, row)
         related = _related_registrations(session, row, (r.id for r in source))
+        if data is not None and not source:
+            known = {r.id for r in related}
+            related += [r for r in _linked(ctx, data, session) if r.id not in known]
         replies = session.exec(
             select(OutboundMail).where(OutboundMail.inbound_id == row.id).order_by(col(OutboundMail.id))
         ).all()
@@ -427,6 +459,26 @@ def show(ctx: IngestContext, key: str | int) -> ItemDetail:
             history=tuple(row.history_entries()),
             purged=row.purged_at is not None,
         )
+
+
+def _linked(ctx: IngestContext, data: bytes, session: Session) -> list[Registration]:
+    """The registrations a stored message is tied to by a quoted code or the thread."""
+    too_large = len(data) > ctx.settings.limits.max_message_bytes
+    parsed = parse_message(_headers_only(data) if too_large else data, ctx.mime_limits)
+    return linked_registrations(session, parsed)
+
+
+def _about(ctx: IngestContext, session: Session, row: InboundMessage) -> list[Registration]:
+    """What ``fix`` and ``confirm`` act on: the registrations the message made, else
+    (a reply) the ones it is tied to."""
+    made = _source_registrations(session, row)
+    if made or row.purged_at is not None:
+        return made
+    try:
+        data = ctx.blobs.get(row.raw_sha256)
+    except FileNotFoundError:
+        return []
+    return _linked(ctx, data, session)
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -557,7 +609,11 @@ def validate(form: FormData, touched: Iterable[str]) -> list[Problem]:
     made again, in the reader's words; other findings (an ambiguous tick, a doubtful
     scan) stay until the admin sets that field."""
     touched = set(touched)
-    kept = [p for p in form.problems if not _VALUE_CHECKED.match(p.field) and p.field not in touched]
+    kept = [
+        p
+        for p in form.problems
+        if (p.code == "low_confidence" or not _VALUE_CHECKED.match(p.field)) and p.field not in touched
+    ]
     out: list[Problem] = []
     inst = form.institution or Institution()
     if inst.name is None:
@@ -696,7 +752,7 @@ def fix(
         assert row.id is not None
         if row.purged_at is not None:
             raise ReviewError(f"message {row.ref} was purged (retention); nothing to fix")
-        reg = _pick(_source_registrations(session, row), registration, row.ref)
+        reg = _pick(_about(ctx, session, row), registration, row.ref)
         assert reg.id is not None
         if reg.status == "cancelled":
             raise ReviewError(f"{reg.code} was withdrawn; a withdrawn registration is not corrected")
@@ -706,7 +762,10 @@ def fix(
         before = _form_of(session, reg, attachment.filename if attachment else f"{reg.code} (review)")
         after = _edit(before, edits)
         if _same(before, after):
-            raise ReviewError(f"{reg.code} already has these values; nothing changed")
+            hint = ""
+            if any(a.name == "email" for a in edits) and doubts.unconfirmed(session, [reg]):
+                hint = f" (to confirm an address as read: mailbot review confirm {row.id} N)"
+            raise ReviewError(f"{reg.code} already has these values; nothing changed{hint}")
         touched = {a.path for a in edits}
         after.problems = validate(after, touched)
         old_status, old_event = reg.status, reg.event_key
@@ -723,6 +782,7 @@ def fix(
             now=now,
             target=reg,
             late=old_status == "late",
+            settled_by="review",
         )
         assert applied.registration.id == reg.id
         applied = _keep_withdrawn(session, applied, old_people)
@@ -747,8 +807,9 @@ def fix(
                    moved=moved, now=now, out=out, notes=notes)
         resolution = row.resolution
         if _is_open(row):
-            left = [r for r in _source_registrations(session, row) if r.status in ("incomplete", "late")]
-            if not left:
+            about = _about(ctx, session, row)
+            left = [r for r in about if r.status in ("incomplete", "late")]
+            if not left and not doubts.unconfirmed(session, about):
                 row.resolution = resolution = "fixed"
                 row.resolved_at = now
                 row.resolution_note = (note or None) and (note or "")[:2000]
@@ -882,6 +943,83 @@ def _fix_mails(
     if applied.added:
         welcome(session, ctx.mailer, reg, event, answering=answering, reply_to=None, problems=(),
                 now=now, out=out, only_new=applied.added)
+    if applied.settled:
+        welcome_settled(session, ctx.mailer, reg, applied.settled, event, answering=answering, now=now, out=out)
+
+
+# --- confirm -----------------------------------------------------------------------------
+
+
+def confirm(
+    ctx: IngestContext,
+    key: str | int,
+    index: int | None = None,
+    *,
+    registration: str | None = None,
+    suggestion: bool = False,
+    note: str | None = None,
+) -> ActionResult:
+    """Settle the unconfirmed address of ``participants[index]`` (as ``review show``
+    numbers them; may be left out when only one address waits) as read — or, with
+    ``suggestion``, as the reader suggested. The participant gets the first mail of
+    their own (``ack``/``waitlist``). A message waiting for review is resolved as
+    ``fixed`` once no address of its registrations waits any more. Another address
+    altogether: ``fix ID participants[N].email=…``."""
+    now = ctx.now()
+    with ctx.session_factory() as session:
+        row = find_message(session, key)
+        assert row.id is not None
+        if row.purged_at is not None:
+            raise ReviewError(f"message {row.ref} was purged (retention); nothing to confirm")
+        reg = _pick(_about(ctx, session, row), registration, row.ref)
+        assert reg.id is not None
+        people = list(participants_of(session, reg.id))
+        pending = {p.id for _, p in doubts.unconfirmed(session, [reg])}
+        waiting = {i: p for i, p in enumerate(people) if p.id in pending}
+        listed = ", ".join(f"participants[{i}] {p.email}" for i, p in waiting.items()) or "none"
+        if not waiting:
+            raise ReviewError(f"{reg.code} has no unconfirmed e-mail address; nothing to confirm")
+        if index is None:
+            if len(waiting) > 1:
+                raise ReviewError(f"{reg.code} has {len(waiting)} unconfirmed addresses ({listed}): give N")
+            index = next(iter(waiting))
+        if index not in waiting:
+            raise ReviewError(f"participants[{index}] of {reg.code} has no unconfirmed address (waiting: {listed})")
+        person = waiting[index]
+        address = person.email_suggestion if suggestion else person.email
+        if not address:
+            raise ReviewError(
+                f"participants[{index}] of {reg.code}: the reader suggested no other address; "
+                f"confirm it as read, or fix participants[{index}].email=…"
+            )
+        change = doubts.settle(session, reg, person, address, by="review", inbound_id=row.id, now=now)
+        settled = doubts.Settled()
+        settled.add(reg, person, f"{'corrected' if change else 'confirmed'} the e-mail of {person.full_name}", change)
+        answering, _ = answering_for(ctx, row)
+        out = Queued()
+        notes = [f"{reg.code}: participants[{index}].email {address} {'corrected' if change else 'confirmed'}"]
+        notes += doubts.queue_settled(session, ctx.mailer, settled, answering=answering, reply_to=None,
+                                      tell_sender=False, now=now, out=out)
+        resolution = row.resolution
+        if _is_open(row) and not doubts.unconfirmed(session, _about(ctx, session, row)):
+            row.resolution = resolution = "fixed"
+            row.resolved_at = now
+            row.resolution_note = (note or None) and (note or "")[:2000]
+        row.add_history("confirm", now, registration=reg.code, field=f"participants[{index}].email",
+                        address=address, replies=out.queued, note=note)
+        session.add(row)
+        session.commit()
+        notes.extend(out.skipped)
+        return ActionResult(
+            id=row.id,
+            ref=row.ref,
+            action="confirm",
+            outcome=row.outcome,
+            resolution=resolution,
+            registrations=(reg.code,),
+            replies=tuple(out.queued),
+            notes=tuple(notes),
+        )
 
 
 # --- accept, reject, reprocess -----------------------------------------------------------
@@ -1106,6 +1244,7 @@ def render_show(detail: ItemDetail) -> str:
                 f"    participants[{p.index}]: {_value(p.full_name)}; {_value(p.job_title)}; "
                 f"{_value(p.phone)}; {_value(p.email)} [{p.status}]"
             )
+            lines.extend(_doubt_lines(detail.item.id, r, p))
         for pr in r.problems:
             lines.append(f"    problem {pr.field} ({pr.code}): {pr.message}")
     if not detail.registrations:
@@ -1123,6 +1262,30 @@ def render_show(detail: ItemDetail) -> str:
             lines.append(f"  {h.get('at', '')}  {h.get('action', '')}  "
                          + "; ".join(f"{k}: {_history_value(v)}" for k, v in extra.items()))
     return "\n".join(lines)
+
+
+def _doubt_lines(item_id: int, reg: RegistrationView, p: PersonView) -> list[str]:
+    """The reader's doubt about a participant's address: both readings and the commands
+    that settle it (or how it was settled)."""
+    if p.email_check is None:
+        return []
+    pad = "        "
+    if p.email_check == "unconfirmed":
+        reg_opt = f" --registration {reg.code}" if reg.relation != "source" else ""
+        lines = [
+            f"{pad}e-mail UNCONFIRMED — no mail goes to it; the sender was asked to confirm or correct it",
+            f"{pad}  as read:   {_value(p.email_as_read or p.email)}",
+            f"{pad}  suggested: {_value(p.email_suggestion)}",
+        ]
+        if p.email_doubt_note:
+            lines.append(f"{pad}  reader:    {p.email_doubt_note}")
+        lines.append(f"{pad}  as read:   mailbot review confirm {item_id} {p.index}{reg_opt}")
+        if p.email_suggestion:
+            lines.append(f"{pad}  suggested: mailbot review confirm {item_id} {p.index} --suggestion{reg_opt}")
+        lines.append(f"{pad}  other:     mailbot review fix {item_id} participants[{p.index}].email=ADDRESS{reg_opt}")
+        return lines
+    read = f"; read as {p.email_as_read}" if p.email_as_read and p.email_as_read != p.email else ""
+    return [f"{pad}e-mail {p.email_check} ({_value(p.email_settled_by)}){read}"]
 
 
 def _history_value(value: object) -> str:

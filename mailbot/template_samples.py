@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from mailbot.address_replies import CONFIRM_SENTENCE
 from mailbot.templating import KINDS, date_pl, time_pl
 
 BASE_KEYS: frozenset[str] = frozenset(
@@ -34,6 +35,9 @@ BASE_KEYS: frozenset[str] = frozenset(
         "days_before",
         "closed_reason",
         "workshop_names",
+        "unconfirmed_emails",
+        "confirmed_emails",
+        "confirm_sentence",
     }
 )
 """Every key a reply template receives, whatever its kind."""
@@ -68,11 +72,13 @@ def _participant(
     email: str | None,
     status: str = "confirmed",
     waitlist_position: int | None = None,
+    email_unconfirmed: bool = False,
 ) -> dict[str, Any]:
     return {
         "full_name": full_name,
         "job_title": job_title,
         "email": email,
+        "email_unconfirmed": email_unconfirmed,
         "status": status,
         "waitlist_position": waitlist_position,
     }
@@ -136,9 +142,19 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
         "days_before": None,
         "closed_reason": None,
         "workshop_names": dict(WORKSHOP_NAMES),
+        "unconfirmed_emails": [],
+        "confirmed_emails": [],
+        "confirm_sentence": CONFIRM_SENTENCE,
     }
 
-    if kind == "incomplete":
+    if kind == "ack":
+        # The sender's copy, with an address the reader doubted (a scan; the name
+        # suggests another spelling): the request to confirm or correct it.
+        wisniewski.update(email="p.wisniewskl@nysa.pl", email_unconfirmed=True)
+        ctx["unconfirmed_emails"] = [
+            {"full_name": "Piotr Wiśniewski", "email": "p.wisniewskl@nysa.pl", "suggestion": "p.wisniewski@nysa.pl"}
+        ]
+    elif kind == "incomplete":
         wisniewski["email"] = None
         ctx["registrations"] = [_registration(code, [kowalska, wisniewski], status="incomplete")]
         ctx["problems"] = ["Brak adresu e-mail uczestnika 2 (Piotr Wiśniewski)."]
@@ -221,16 +237,21 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
             ],
         )
     elif kind == "updated":
+        # The answer to our question about a doubtful address: the corrected address
+        # (``confirmed_emails``) and the change it made. A corrected form brings the same
+        # mail with ``changes`` only.
         ctx.update(
             registrations=[_registration(code, [kowalska, wisniewski], workshops=["A", "B"])],
             original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {city_date}",
+            confirmed_emails=[
+                {"full_name": "Piotr Wiśniewski", "email": "p.wisniewski@nysa.pl", "corrected": True}
+            ],
             changes=[
                 {
-                    "field": "Stanowisko (uczestnik 2)",
-                    "old": "Inspektor",
-                    "new": "Inspektor ds. współpracy zagranicznej",
+                    "field": "Piotr Wiśniewski: e-mail",
+                    "old": "p.wisniewskl@nysa.pl",
+                    "new": "p.wisniewski@nysa.pl",
                 },
-                {"field": "Warsztaty", "old": "A", "new": "A, B"},
             ],
         )
     return ctx

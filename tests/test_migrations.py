@@ -5,7 +5,8 @@ The daemon upgrades the database on every start, so 0002 runs on real registrati
 the people already registered must keep their seats (status 'confirmed') and count as
 registered when their registration was created, which orders the waiting list and
 decides which reminders they get. 0003 gives each existing participant the consents of
-their registration's form, and leaves every message unresolved and nothing purged. tests/test_postgres.py checks models against
+their registration's form, and leaves every message unresolved and nothing purged. 0004
+leaves every existing address as it was: never in doubt. tests/test_postgres.py checks models against
 migrations on PostgreSQL; this is the same check for the embedded default.
 """
 
@@ -24,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 from mailbot.store.db import alembic_config, make_engine, upgrade
 from mailbot.store.tables import InboundMessage, Participant, PurgedEvent, Registration
 
-HEAD = "0003"
+HEAD = "0004"
 CREATED = dt.datetime(2016, 3, 30, 14, 15, 16, tzinfo=dt.UTC)
 CREATED_SQL = "2016-03-30 14:15:16.000000"  # how SQLAlchemy stores it in SQLite (UTC)
 
@@ -221,6 +222,30 @@ def test_downgrading_0003_keeps_the_data_of_0002(tmp_path: Path) -> None:
             assert conn.execute(sa.text("SELECT reason FROM inbound_message WHERE id = 2")).scalar() == (
                 "late registration"
             )
+        upgrade(engine)
+        assert revision_of(engine) == [HEAD]
+    finally:
+        engine.dispose()
+
+
+def test_0004_leaves_existing_addresses_undoubted_and_downgrades_keeping_them(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path, "0003")
+    _seed_0002(engine)
+    engine.dispose()
+    engine = engine_at(tmp_path)
+    try:
+        assert revision_of(engine) == [HEAD]
+        with Session(engine) as session:
+            people = session.exec(select(Participant).order_by(Participant.id)).all()  # type: ignore[arg-type]
+            assert people and all(p.email_check is None and p.email_suggestion is None for p in people)
+            people[0].email_check = "unconfirmed"
+            people[0].email_as_read = people[0].email
+            session.add(people[0])
+            session.commit()
+        command.downgrade(alembic_config(engine), "0003")
+        assert "email_check" not in {c["name"] for c in sa.inspect(engine).get_columns("participant")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM participant")).scalar() == len(people)
         upgrade(engine)
         assert revision_of(engine) == [HEAD]
     finally:

@@ -98,7 +98,7 @@ def test_every_sample_has_exactly_the_contract_keys(kind: str) -> None:
     for reg in ctx["registrations"]:
         assert set(reg) == {"code", "institution", "workshops", "status", "participants"}
         for p in reg["participants"]:
-            assert set(p) == {"full_name", "job_title", "email", "status", "waitlist_position"}
+            assert set(p) == {"full_name", "job_title", "email", "email_unconfirmed", "status", "waitlist_position"}
 
 
 def test_samples_are_fresh_copies() -> None:
@@ -368,7 +368,7 @@ def test_updated_shows_the_current_state(templates: Templates) -> None:
     r = render(templates, "updated")
     assert "Stan zgłoszenia: przyjęte" in r.text and "Stan zgłoszenia: przyjęte" in r.html
     assert "Warsztaty: A – Zarządzanie strategiczne w partnerstwie; B – Zarządzanie relacjami" in r.text
-    unchanged = render(templates, "updated", changes=[])
+    unchanged = render(templates, "updated", changes=[], confirmed_emails=[])  # a form without changes
     assert "Nie zawierał on zmian" in unchanged.text and "→" not in unchanged.text
 
 

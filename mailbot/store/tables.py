@@ -165,6 +165,22 @@ class Participant(SQLModel, table=True):
     consent_newsletter: bool = False
     """The consents of the form that listed this person (a form has one set of consents:
     each person on it gets them)."""
+    email_check: str | None = Field(default=None, index=True, max_length=20)
+    """Whether ``email`` may be written to. None: never in doubt (or the envelope showed
+    it is the sender's own) · ``unconfirmed``: the reader doubted it (a scan, a name
+    that does not match): no mail of its own goes there, whoever registered the person
+    is asked · ``confirmed``/``corrected``: settled by a reply, a form or an admin."""
+    email_as_read: str | None = Field(default=None)
+    """The address as the reader read it when it doubted it (kept after a correction,
+    so the same misreading on a form sent again does not undo it)."""
+    email_suggestion: str | None = Field(default=None)
+    """The one close alternative the reader pointed to ("czy chodziło o …?")."""
+    email_doubt_note: str | None = Field(default=None)
+    """The reader's words on the doubt (Polish, for the review and the digest)."""
+    email_settled_at: dt.datetime | None = None
+    email_settled_by: str | None = Field(default=None, max_length=300)
+    """How the doubt was settled: ``reply <ref>``, ``from <ref>`` (a message from that
+    very address), ``form <ref>``, ``review``."""
 
 
 class AddressStatus(SQLModel, table=True):
