@@ -37,10 +37,14 @@ Kind = Literal["name", "position", "phone", "email", "institution", "address", "
 # typed; a table cell can still carry a neighbour's text; running text relies on
 # where a label ends.
 _BASE: dict[Method, float] = {"fields": 0.99, "table": 0.97, "text": 0.95, "ocr": 0.9}
-# What each repair costs. A wrapped line matters only where a line break cannot
+# What each repair costs. Lines joined without a space decide an address or a
+# number (where the line broke is a guess); in a name they only close a hyphen
+# ("Krawczyk-" ↵ "Grabowski"). A wrapped line matters only where a line break cannot
 # occur in the value itself (an address, a number).
 _REPAIR = {"joined": 0.9, "marker": 0.93, "repaired": 0.85}
+_JOINED_TEXT = 0.97
 _WRAPPED = 0.95
+_STRICT_KINDS = ("email", "phone")
 # Tesseract's word confidence (0–100) at which a value becomes doubtful; above it
 # the value's confidence rises linearly to ``_BASE["ocr"]``.
 OCR_WORD_DOUBT = 50.0
@@ -50,6 +54,9 @@ _CLOSE = 0.5
 # known domain): doubtful, because an OCR slip in it would pass every syntax check.
 _OCR_UNCORROBORATED = 0.75
 _UNASSIGNED_PHONE = 0.6
+# The lowest word confidence at which one corroborated half vouches for an OCR'd
+# address.
+_OCR_WORDS_CORROBORATED = OCR_WORD_DOUBT
 
 
 @dataclass
@@ -99,18 +106,24 @@ def _score(
 ) -> tuple[float, list[str], str | None]:
     notes = list(reading.notes)
     confidence = _BASE[reading.source]
+    words: float | None = None
     if reading.source == "ocr" and ocr_score is not None:
         words = ocr_score(reading.raw)
         if words is not None:
             notes.append(f"ocr {words:.0f}")
             confidence = min(confidence, _from_ocr(words))
+    strict = reading.kind in _STRICT_KINDS
     for note in reading.notes:
-        confidence *= _REPAIR.get(note, 1.0)
-        if note == "wrapped" and reading.kind in ("email", "phone"):
-            confidence *= _WRAPPED
+        if note == "joined" and not strict:
+            confidence *= _JOINED_TEXT
+        elif note == "wrapped":
+            confidence *= _WRAPPED if strict else 1.0
+        else:
+            confidence *= _REPAIR.get(note, 1.0)
     suggestion: str | None = None
     if reading.kind == "email":
-        confidence, suggestion = _email(reading, domains, confidence, notes)
+        words_ok = words is None or words >= _OCR_WORDS_CORROBORATED
+        confidence, suggestion = _email(reading, domains, confidence, notes, words_ok)
     elif reading.kind == "phone" and reading.value.startswith("+"):
         if not phone_assigned(reading.value):
             notes.append("no such number range")
@@ -135,7 +148,11 @@ def _from_ocr(words: float) -> float:
 
 
 def _email(
-    reading: Reading, domains: list[str], confidence: float, notes: list[str]
+    reading: Reading,
+    domains: list[str],
+    confidence: float,
+    notes: list[str],
+    words_ok: bool,
 ) -> tuple[float, str | None]:
     address = reading.value
     if "@" not in address:
@@ -166,6 +183,13 @@ def _email(
         if agreeing == 0:
             notes.append("nothing on the form corroborates it")
             return min(confidence, _OCR_UNCORROBORATED), None
+        # One half corroborated: a repair of the "@" or the ".pl" is then no doubt
+        # of its own; the other half's words must have been read well.
+        if words_ok:
+            notes.append(
+                "matches the name" if local.outcome == "agrees" else "matches a known domain"
+            )
+            return max(confidence, CONFIDENCE_THRESHOLD + 0.01), None
     return confidence, None
 
 

@@ -26,10 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import phonenumbers
 from rapidfuzz.distance import Levenshtein
 
-from mailbot.forms.normalize import fold
+from mailbot.forms.normalize import fold, phone_assigned
 
 __all__ = [
     "Verdict",
@@ -233,13 +232,3 @@ def check_first_name(full_name: str | None) -> Verdict:
     i, name = fixes[0]
     suggested = [*words[:i], name, *words[i + 1 :]]
     return Verdict("close", " ".join(suggested))
-
-
-def phone_assigned(e164: str) -> bool:
-    """Whether a normalised number lies in a range its country's plan assigns
-    (a Polish "+48 123 456 789" has nine digits but no such area code)."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)

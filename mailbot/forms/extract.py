@@ -62,6 +62,9 @@ class Para:
     """A paragraph: text runs and inline controls; "\\n" separates lines, "\\t" cells."""
 
     inlines: list[Inline] = field(default_factory=list)
+    rendered: list[_Line] | None = field(default=None, repr=False, compare=False)
+    """Its lines, once ``_render`` made them: a table's cells are looked at several
+    times (header? label row? values?), the text is the same each time."""
 
 
 @dataclass(slots=True)
@@ -249,6 +252,9 @@ class _Extractor:
         self.remarks_origin: Source = "text"
         self.people: list[_Person] = []
         self.remarks: str | None = None
+        self.remarks_raw = ""
+        """Remarks as read, lines kept: cleaned once when a line is added, so a
+        comma ending one line ("ruchową," ↵ "która …") survives the join."""
         self.options: list[tuple[str, bool]] = []
         self.unclear_ticks = 0
         """Tick marks in the workshops section that belong to no one option."""
@@ -395,7 +401,9 @@ class _Extractor:
                     continue
                 lines = [ln for b in cell if isinstance(b, Para) for ln in _render(b)]
                 controls = [c for ln in lines for c in ln.controls]
-                text, notes = _join_noted([ln.text for ln in lines])
+                text, notes = _join_noted(
+                    [ln.text for ln in lines], address=_is_address(match)
+                )
                 self.assign(
                     match, text, controls, "table", allow_pending=False, notes=notes
                 )
@@ -470,9 +478,11 @@ class _Extractor:
             unkeyed = [c for c in controls if _canonical(c.key) is None]
             if not controls or unkeyed:
                 keyed_only = False
-            joined, notes = _join_noted([line.text for line in lines])
-            value = clean_text(joined, self.vocab.placeholders)
             name = key.split(".", 1)[1]
+            joined, notes = _join_noted(
+                [line.text for line in lines], address=name == "email"
+            )
+            value = clean_text(joined, self.vocab.placeholders)
             person.seen.add(name)
             if value is not None:
                 person.put(name, value, "fields" if unkeyed else "table", notes)
@@ -493,6 +503,15 @@ class _Extractor:
         ]
         noted = [_join_noted([ln.text for ln in lines]) for lines in cell_lines]
         texts = [text.strip() for text, _ in noted]
+        emails = [
+            j
+            for j, text in enumerate(texts)
+            if j and (m := self._label_cell(texts[j - 1])) is not None and _is_address(m)
+        ]
+        for j in emails:  # the cell right of an e-mail label holds one address
+            text, notes = _join_noted([ln.text for ln in cell_lines[j]], address=True)
+            noted[j] = (text, notes)
+            texts[j] = text.strip()
         filled = [i for i, t in enumerate(texts) if t]
         if not filled:
             return
@@ -610,9 +629,10 @@ class _Extractor:
                 and self.remarks is not None
                 and not vocab.is_not_event(text)
             ):
-                more = clean_text(lead, vocab.placeholders)
-                if more:  # "Uwagi: dieta wegetariańska" ↵ "podjazd dla wózka"
-                    self.remarks += " " + more
+                if clean_text(lead, vocab.placeholders):
+                    # "Uwagi: dieta wegetariańska," ↵ "podjazd dla wózka"
+                    self.remarks_raw += "\n" + lead
+                    self.remarks = clean_text(self.remarks_raw) or self.remarks
                 self.remarks_open = True
             elif (
                 self.section == "workshops"
@@ -719,6 +739,7 @@ class _Extractor:
                 self.sources.add(src)
         elif key == "remarks" and self.remarks is None:
             self.remarks = value
+            self.remarks_raw = raw
             self.remarks_origin = src
             self.remarks_open = not controls
             self.sources.add(src)
@@ -798,7 +819,13 @@ def _strip_numbering(text: str) -> str:
     return _NUMBERING.sub("", text, count=1)
 
 
-def _render(para: Para) -> Iterator[_Line]:
+def _render(para: Para) -> list[_Line]:
+    if para.rendered is None:
+        para.rendered = list(_render_lines(para))
+    return para.rendered
+
+
+def _render_lines(para: Para) -> Iterator[_Line]:
     buf: list[str] = []
     controls: list[Control] = []
     for item in para.inlines:
@@ -825,10 +852,23 @@ def _join_lines(lines: Iterable[str]) -> str:
     return _join_noted(list(lines))[0]
 
 
-def _join_noted(lines: Sequence[str]) -> tuple[str, list[str]]:
+def _join_noted(
+    lines: Sequence[str], *, address: bool = False
+) -> tuple[str, list[str]]:
     """``_join_lines`` and what the join did: ``wrapped`` (lines joined with a space),
     ``joined`` (joined without one: the reading rests on where the line broke),
-    ``marker`` (a soft hyphen or PDFium's line-end marker dropped)."""
+    ``marker`` (a soft hyphen or PDFium's line-end marker dropped).
+
+    ``address``: the lines are one e-mail cell, where a line break is never a space:
+    when the lines only make a valid address run together ("malgorzata.sli" ↵
+    "winska@nysa.pl", "…@glogowek.p" ↵ "l"), they are joined so.
+    """
+    if address and len([ln for ln in lines if ln.strip()]) > 1:
+        spaced, spaced_notes = _join_noted(lines)
+        tight = "".join(ln.strip() for ln in lines)
+        if not normalize_email(spaced)[1] and _valid_address(tight):
+            return tight, sorted({*spaced_notes, "joined"} - {"wrapped"})
+        return spaced, spaced_notes
     notes: set[str] = set()
     out = ""
     for line in lines:
@@ -851,6 +891,19 @@ def _join_noted(lines: Sequence[str]) -> tuple[str, list[str]]:
 _MARKERS = ("\u00ad", "\x02", "\ufffe")
 
 
+def _is_address(match: LabelMatch) -> bool:
+    return any(k.endswith(".email") for k in match.keys)
+
+
+def _valid_address(text: str) -> bool:
+    """One whole valid address with a plausible top-level domain (two letters or
+    more): "…@glogowek.p" is a cut, not an address."""
+    value, ok = normalize_email(text)
+    if not ok or value is None or " " in text.strip():
+        return False
+    return bool(re.search(r"\.[a-z]{2,}$", value.rpartition("@")[2]))
+
+
 def _joins_tight(before: str, after: str) -> bool:
     if _WRAPPED_HYPHEN.search(before) and after.lstrip()[:1].isalnum():
         return True
@@ -864,10 +917,11 @@ def _joins_tight(before: str, after: str) -> bool:
     head = after.split()[0] if after.split() else ""
     if not tail or not head or (tail + head).count("@") != 1:
         return False
+    # Cheapest refusals first: a whole address on either line is no broken one.
     return (
-        normalize_email(tail + head)[1]
-        and not normalize_email(tail)[1]
-        and not normalize_email(head)[1]
+        not _valid_address(tail)
+        and not _valid_address(head)
+        and _valid_address(tail + head)
     )
 
 
@@ -979,11 +1033,47 @@ def _repair_ocr(ex: _Extractor) -> None:
     a repaired value is noted, as it is less certain than one read as it stands."""
     from mailbot.forms.ocr import repair_values
 
-    for name in repair_values(ex.institution) or ():
+    for name in repair_values(ex.institution):
         ex.institution_notes.setdefault(name, []).append("repaired")
-    for person in [*ex.keyed_list(), *ex.people]:
-        for name in repair_values(person.values) or ():
+    people = [*ex.keyed_list(), *ex.people]
+    for person in people:
+        for name in repair_values(person.values):
             person.notes.setdefault(name, []).append("repaired")
+    # An "@" read as a letter ("sekretariateglucholazy.pl") has several readings on
+    # its own; a domain the form's other addresses use settles which one it is.
+    holders = [(ex.institution, ex.institution_notes)] + [(p.values, p.notes) for p in people]
+    domains = {
+        v.rpartition("@")[2].lower()
+        for values, _ in holders
+        if (v := values.get("email")) and normalize_email(v)[1]
+    }
+    for values, notes in holders:
+        value = values.get("email")
+        if value is None or "@" in value or normalize_email(value)[1]:
+            continue
+        fixed = _at_before_domain(value, domains)
+        if fixed is not None:
+            values["email"] = fixed
+            notes.setdefault("email", []).append("repaired")
+
+
+_AT_LOOKALIKES = frozenset("eoacQ©®&0")
+
+
+def _at_before_domain(value: str, domains: set[str]) -> str | None:
+    """``local?domain`` → ``local@domain`` when exactly one known domain ends the value
+    after a single character OCR reads for "@" (never a letter dropped: in
+    "sekretariatglucholazy.pl" the "@" is lost, not misread, and the cut is unknown)."""
+    text = value.strip()
+    found = {
+        text[: -len(d) - 1] + "@" + d
+        for d in domains
+        if text.lower().endswith(d)
+        and len(text) > len(d) + 2
+        and text[-len(d) - 1] in _AT_LOOKALIKES
+    }
+    valid = {f for f in found if normalize_email(f)[1]}
+    return valid.pop() if len(valid) == 1 else None
 
 
 def _kept(ex: _Extractor) -> list[_Person]:

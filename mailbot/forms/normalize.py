@@ -21,6 +21,7 @@ __all__ = [
     "fold",
     "normalize_email",
     "normalize_phone",
+    "phone_assigned",
     "strip_placeholders",
 ]
 
@@ -164,7 +165,29 @@ def normalize_phone(value: str | None) -> tuple[str | None, bool]:
         return text, False
     number.italian_leading_zero = False
     number.number_of_leading_zeros = None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(_ASSIGNED) > 4096:
+        _ASSIGNED.clear()
+    _ASSIGNED[e164] = phonenumbers.is_valid_number(number)
+    return e164, True
+
+
+_ASSIGNED: dict[str, bool] = {}
+"""E.164 → lies in an assigned range, noted while the parsed number is at hand, so the
+cross-check that follows for the same form need not parse it again."""
+
+
+def phone_assigned(e164: str) -> bool:
+    """Whether a normalised number lies in a range its country's plan assigns
+    (a Polish "+48 123 456 789" has nine digits but no such area code)."""
+    known = _ASSIGNED.get(e164)
+    if known is not None:
+        return known
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
 
 
 def _complete(number: phonenumbers.PhoneNumber) -> bool:

@@ -343,3 +343,12 @@ def test_dates_on_the_programme_do_not_matter() -> None:
     # The event date alone (no structure) never makes a programme a form.
     lines = [*PROGRAMME, dt.date(2016, 4, 18).isoformat()]
     assert parse(package("".join(p(x) for x in lines))).status == "not_a_form"
+
+
+def test_an_at_read_as_a_letter_is_repaired_only_by_a_domain_the_form_uses() -> None:
+    from mailbot.forms.extract import _at_before_domain
+
+    assert _at_before_domain("sekretariateglucholazy.pl", {"glucholazy.pl"}) == "sekretariat@glucholazy.pl"
+    # The "@" lost altogether: where the local part ends is unknown, nothing is guessed.
+    assert _at_before_domain("sekretariatglucholazy.pl", {"glucholazy.pl"}) is None
+    assert _at_before_domain("sekretariateglucholazy.pl", {"nysa.pl"}) is None
