@@ -30,6 +30,12 @@ class PersonRow:
     email: str | None
     status: str = "confirmed"
     """confirmed | waitlisted | cancelled | late (see mailbot.seats)"""
+    email_check: str | None = None
+    """``unconfirmed`` while the reader's doubt about the address is not settled (see
+    ``Participant.email_check``); ``confirmed``/``corrected`` once it is."""
+    doubts: list[str] = field(default_factory=list)
+    """What of this person's data (and, on the first row, the institution's) was read
+    with doubt, in Polish: the organisers check it before relying on it."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
     rows = []
     for reg in regs:
         people = people_of.get(reg.id or -1, [])
+        problems = _low_confidence(reg.problems_json)
         rows.append(
             RegistrationRow(
                 code=reg.code,
@@ -90,7 +97,13 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
                     "phone": reg.institution_phone,
                     "email": reg.institution_email,
                 },
-                participants=[PersonRow(p.full_name, p.job_title, p.phone, p.email, p.status) for p in people],
+                participants=[
+                    PersonRow(
+                        p.full_name, p.job_title, p.phone, p.email, p.status, p.email_check,
+                        _doubts(p, problems, first=n == 0),
+                    )
+                    for n, p in enumerate(people)
+                ],
                 workshops=[w for w in reg.workshops.split(",") if w],
                 remarks=reg.remarks,
                 consents={
@@ -106,6 +119,50 @@ def load_rows(session: Session, event: str | None = None) -> list[RegistrationRo
             )
         )
     return rows
+
+
+_FIELD_PL = {
+    "full_name": "imię i nazwisko",
+    "position": "stanowisko",
+    "phone": "telefon",
+    "email": "e-mail",
+    "name": "nazwa instytucji",
+    "address": "adres instytucji",
+}
+
+
+def _low_confidence(problems_json: str) -> dict[str, dict[str, str]]:
+    """The reader's ``low_confidence`` problems by field path."""
+    try:
+        problems = json.loads(problems_json or "[]")
+    except ValueError:
+        return {}
+    return {
+        str(p.get("field")): p
+        for p in problems if isinstance(problems, list)
+        if isinstance(p, dict) and p.get("code") == "low_confidence"
+    }
+
+
+def _doubts(person: Participant, problems: dict[str, dict[str, str]], *, first: bool) -> list[str]:
+    """Polish notes on what was read with doubt: the person's own fields (by their place
+    on the form), the e-mail by its settled state, and on the first row the institution's."""
+    out: list[str] = []
+    if person.email_check == "unconfirmed":
+        note = "e-mail niepotwierdzony"
+        if person.email_suggestion:
+            note += f" (czy {person.email_suggestion}?)"
+        out.append(note)
+    for name in ("full_name", "position", "phone"):
+        problem = problems.get(f"participants[{person.position}].{name}")
+        if problem is not None:
+            hint = f" (czy {problem['suggestion']}?)" if problem.get("suggestion") else ""
+            out.append(f"{_FIELD_PL[name]} odczytany niepewnie{hint}")
+    if first:
+        for name in ("name", "address", "phone", "email"):
+            if f"institution.{name}" in problems:
+                out.append(f"{_FIELD_PL[name]} odczytany niepewnie")
+    return out
 
 
 def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
@@ -146,6 +203,7 @@ COLUMNS = (
     ("Zgoda RODO", "consent"),
     ("Zgoda na informacje", "newsletter"),
     ("Zgłaszający", "sender"),
+    ("Do sprawdzenia", "doubts"),
 )
 
 
@@ -161,6 +219,7 @@ def _flat(rows: Sequence[RegistrationRow]) -> list[list[Any]]:
                     "tak" if r.consents["data_processing"] else "nie",
                     "tak" if r.consents["newsletter"] else "nie",
                     r.sender,
+                    "; ".join(p.doubts) or None,
                 ]
             )
     return out
@@ -187,6 +246,10 @@ def _fit_columns(sheet: Worksheet) -> None:
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 _STATUS_COLUMN = next(i for i, (_, key) in enumerate(COLUMNS) if key == "status")
+_DOUBT_FILL = PatternFill("solid", fgColor="FFF2A8")
+_DOUBT_COLUMNS = {
+    key: i + 1 for i, (_, key) in enumerate(COLUMNS) if key in ("full_name", "position", "phone", "email", "doubts")
+}
 
 
 def _sheet_titles(events: Sequence[str]) -> dict[str, str]:
@@ -201,6 +264,21 @@ def _sheet_titles(events: Sequence[str]) -> dict[str, str]:
             n += 1
         titles[event] = title
     return titles
+
+
+def _mark_doubts(sheet: Worksheet, row: int, person: PersonRow) -> None:
+    """Yellow cells for what was read with doubt, so nobody copies it as sure."""
+    if not person.doubts:
+        return
+    marked = {"doubts"}
+    if person.email_check == "unconfirmed":
+        marked.add("email")
+    for note in person.doubts:
+        for key, word in (("full_name", "imię"), ("position", "stanowisko"), ("phone", "telefon")):
+            if note.startswith(word):
+                marked.add(key)
+    for key in marked:
+        sheet.cell(row=row, column=_DOUBT_COLUMNS[key]).fill = _DOUBT_FILL
 
 
 def to_xlsx(rows: Sequence[RegistrationRow], events: Sequence[str] | None = None) -> bytes:
@@ -222,9 +300,12 @@ def to_xlsx(rows: Sequence[RegistrationRow], events: Sequence[str] | None = None
             cell.font = _HEADER_FONT
             cell.fill = _HEADER_FILL
             cell.alignment = Alignment(vertical="center")
-        for line in _flat([r for r in rows if r.event == event]):
+        event_rows = [r for r in rows if r.event == event]
+        people = [p for r in event_rows for p in (r.participants or [PersonRow(None, None, None, None, "")])]
+        for line, person in zip(_flat(event_rows), people, strict=True):
             line[_STATUS_COLUMN] = REGISTRATION_PL.get(line[_STATUS_COLUMN], line[_STATUS_COLUMN])
             sheet.append(line)
+            _mark_doubts(sheet, sheet.max_row, person)
         sheet.freeze_panes = "A2"
         sheet.auto_filter.ref = sheet.dimensions
         _fit_columns(sheet)

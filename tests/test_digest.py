@@ -402,7 +402,7 @@ def test_the_participant_xlsx_cell_by_cell(conv: Conversation) -> None:
     assert header == [title for title, _ in COLUMNS]
     assert header[:6] == ["Wydarzenie", "Kod zgłoszenia", "Status", "Instytucja", "Lp.", "Imię i nazwisko"]
     assert all(c.font.b for c in sheet[1])
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:O6"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:P6"
     rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
     brzeg, lubsza, prudnik = code["Urząd Miejski w Brzegu"], code["Urząd Gminy Lubsza"], code["Ośrodek Pomocy Społecznej w Prudniku"]
     assert [r[:10] for r in rows] == [
@@ -418,6 +418,7 @@ def test_the_participant_xlsx_cell_by_cell(conv: Conversation) -> None:
          "Inspektor", "+48774000011", "g.slusarczyk@prudnik.example.pl", "lista rezerwowa"],
     ]
     assert [r[10:14] for r in rows] == [["A", None, "tak", "nie"]] * 5
+    assert [r[15] for r in rows] == [None] * 5  # "Do sprawdzenia": nothing read with doubt
     # Columns fitted to their longest value (and never narrower than 8).
     assert sheet.column_dimensions["D"].width == len("Ośrodek Pomocy Społecznej w Prudniku") + 2
     assert sheet.column_dimensions["E"].width == 8
@@ -427,7 +428,7 @@ def test_the_participant_xlsx_cell_by_cell(conv: Conversation) -> None:
     book = load_workbook(io.BytesIO(files["uczestnicy-2016-04-02.xlsx"]))
     assert book.sheetnames == ["lublin-2016", "opole-2016"]
     empty = book["lublin-2016"]
-    assert empty.max_row == 1 and empty.auto_filter.ref == "A1:O1" and empty.freeze_panes == "A2"
+    assert empty.max_row == 1 and empty.auto_filter.ref == "A1:P1" and empty.freeze_panes == "A2"
     assert book["opole-2016"].max_row == 6
 
 
