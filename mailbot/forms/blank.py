@@ -3,7 +3,7 @@
 The bot attaches a blank form to "no_form" replies and the demo needs filled-in forms to
 feed the pipeline, so both come from here rather than from files shipped next to the
 package. The layout, wording and content-control tags mirror the organisers' own .docx
-and .pdf (see FORM.md) so that what we generate is read exactly like what people send.
+and .pdf (see docs/forms.md) so that what we generate is read exactly like what people send.
 All output is deterministic: fixed document dates and zip timestamps, fixed control ids.
 """
 

@@ -54,6 +54,7 @@ _CLOSE = 0.5
 # known domain): doubtful, because an OCR slip in it would pass every syntax check.
 _OCR_UNCORROBORATED = 0.75
 _UNASSIGNED_PHONE = 0.6
+_UNREADABLE_GLYPH = 0.5
 # The lowest word confidence at which one corroborated half vouches for an OCR'd
 # address.
 _OCR_WORDS_CORROBORATED = OCR_WORD_DOUBT
@@ -112,6 +113,11 @@ def _score(
         if words is not None:
             notes.append(f"ocr {words:.0f}")
             confidence = min(confidence, _from_ocr(words))
+    if "\ufffd" in reading.raw or "\ufffd" in reading.value:
+        # A glyph drawn with no character behind it (a PDF font without a Unicode
+        # map): the value is incomplete however clean the rest looks.
+        notes.append("unreadable glyph")
+        confidence = min(confidence, _UNREADABLE_GLYPH)
     strict = reading.kind in _STRICT_KINDS
     for note in reading.notes:
         if note == "joined" and not strict:
@@ -177,7 +183,7 @@ def _email(
         return min(confidence, _CLOSE), suggestion
     agreeing = (local.outcome == "agrees") + (domain.outcome == "agrees")
     if reading.source == "ocr":
-        if agreeing == 2:
+        if agreeing == 2 and words_ok:
             notes.append("matches the name and a known domain")
             return max(confidence, CONFIDENCE_THRESHOLD + 0.05), None
         if agreeing == 0:

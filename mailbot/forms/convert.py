@@ -1,6 +1,6 @@
 """Turn legacy word-processor files (.doc, .rtf, Word 2003 XML, WordPerfect) into .docx.
 
-People "save as" the organisers' .docx in older formats (FORM.md: "the .docx saved as
+People "save as" the organisers' .docx in older formats (docs/forms.md: "the .docx saved as
 .doc (Word 97)"). Rather than a second reader per format, headless LibreOffice
 converts the file to .docx and the docx reader reads it, so tables, legacy form
 fields and check boxes go through the same code as a .docx. antiword/catdoc were

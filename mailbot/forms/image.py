@@ -16,6 +16,7 @@ import ctypes
 import dataclasses
 import functools
 import io
+import itertools
 import math
 import re
 import statistics
@@ -25,7 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, ImageMath, ImageOps, UnidentifiedImageError
 
 from mailbot.errors import FormError
 from mailbot.forms.model import Limits
@@ -44,6 +45,7 @@ __all__ = [
     "otsu_threshold",
     "read_tick",
     "render_pdf_pages",
+    "text_skew",
 ]
 
 TARGET_DPI = 300
@@ -372,6 +374,42 @@ def _skew_degrees(rules: list[Rule], strip: int) -> float:
     return angle if abs(angle) <= _MAX_SKEW_DEG else 0.0
 
 
+# Text-line deskew: the ink reduced to ~600 px wide is turned by each candidate
+# angle; text lines are sharpest (rows alternate ink/paper most) when level.
+_TEXT_SKEW_WIDTH = 600
+_TEXT_SKEW_STEP = 0.25
+
+
+def text_skew(ink: Image.Image) -> float:
+    """The angle (degrees, as ``Image.rotate`` takes it) that levels the text lines.
+
+    For pages without long rules (running text). ~30 small rotations: ~50 ms a page.
+    """
+    scale = _TEXT_SKEW_WIDTH / max(ink.width, 1)
+    if scale >= 1:
+        small = ink
+    else:
+        small = ink.resize(
+            (max(1, round(ink.width * scale)), max(1, round(ink.height * scale))),
+            Image.Resampling.BOX,
+        )
+
+    def sharpness(angle: float) -> float:
+        turned = small.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=0)
+        rows = turned.resize((1, turned.height), Image.Resampling.BOX).tobytes()
+        return float(sum((a - b) ** 2 for a, b in itertools.pairwise(rows)))
+
+    steps = round(_MAX_SKEW_DEG / _TEXT_SKEW_STEP)
+    angles = [k * _TEXT_SKEW_STEP for k in range(-steps, steps + 1)]
+    scores = {a: sharpness(a) for a in angles}
+    best = max(angles, key=lambda a: (scores[a], -abs(a)))
+    if scores[best] <= scores[0.0] * 1.02:
+        return 0.0  # no clear gain: leave the page as it is
+    for a in (best - _TEXT_SKEW_STEP / 2, best + _TEXT_SKEW_STEP / 2):
+        scores[a] = sharpness(a)
+    return max(scores, key=lambda a: (scores[a], -abs(a)))
+
+
 def _erase(
     gray: Image.Image, ink: Image.Image, rules: list[Rule], strip: int
 ) -> list[Rule]:
@@ -433,13 +471,53 @@ class CleanPage:
     skew: float
 
 
+# Paper flattening: the page reduced by this factor, then a max filter of this size
+# (cells) takes the ink out, leaving the paper's own brightness (≈ 80 px at 300 dpi:
+# wider than any stroke or text line, narrower than a shadow or a stain).
+_PAPER_REDUCE = 16
+_PAPER_WINDOW = 5
+# Levels clipped at each end when the flattened page is stretched to full contrast.
+_STRETCH_CUTOFF = 0.5
+
+
+def flatten(gray: Image.Image) -> Image.Image:
+    """The page on white paper at full contrast, whatever the light and the paper.
+
+    A phone photo darkens towards one side, recycled or grey paper scans at 180–210,
+    a coffee stain tints a patch, faint toner prints at 100: one global threshold
+    then either loses strokes in the dark part or fills the light one, and the
+    enlarged gray reread sees faint text. The paper's brightness is estimated at
+    low resolution with the ink filtered out, divided out, and the levels stretched.
+    ~0.15 s a page.
+    """
+    small = gray.reduce(_PAPER_REDUCE) if min(gray.size) >= 8 * _PAPER_REDUCE else gray
+    paper = small.filter(ImageFilter.MaxFilter(_PAPER_WINDOW)).resize(
+        gray.size, Image.Resampling.BILINEAR
+    )
+    # page / paper: light that falls off darkens ink and paper alike, so the ratio
+    # is the print's own (paper → 255 everywhere, ink its share of it).
+    flat = ImageMath.lambda_eval(
+        lambda a: a["convert"](a["page"] * 255 / (a["paper"] + 1), "L"),
+        page=gray,
+        paper=paper,
+    )
+    assert isinstance(flat, Image.Image)
+    return ImageOps.autocontrast(flat, cutoff=_STRETCH_CUTOFF)
+
+
 def clean_page(gray: Image.Image) -> CleanPage:
-    """Find the rules, straighten the page by them, and erase them for OCR."""
+    """Flatten the paper, find the rules, straighten the page by them, and erase
+    them for OCR."""
+    gray = flatten(gray)
     threshold = otsu_threshold(gray)
     strip = _strip_width(gray)
     ink = ink_mask(gray, threshold)
     rules = find_rules(ink, strip)
     skew = _skew_degrees(rules, strip)
+    if not skew and not any(
+        r.horizontal and len(r.cells) >= _SKEW_MIN_STRIPS for r in rules
+    ):
+        skew = text_skew(ink)  # running text: no long rule to go by
     if abs(skew) >= _MIN_SKEW_DEG:
         gray = gray.rotate(
             skew, resample=Image.Resampling.BILINEAR, fillcolor=255, expand=False

@@ -1,6 +1,6 @@
 """Plain data the form parsers return; no database, no mail, no I/O.
 
-Field names and JSON shape follow the ``mailbot parse`` contract in FORM.md.
+Field names and JSON shape follow the ``mailbot parse`` contract in docs/forms.md.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class FormData:
         """The dict printed by ``mailbot parse --json`` (``reason`` only when not ok;
         a problem's ``suggestion`` only when there is one). ``provenance`` adds each
         field's source and confidence (``mailbot parse --provenance``); the contract's
-        keys stay exactly as FORM.md lists them without it."""
+        keys stay exactly as docs/forms.md lists them without it."""
         data = asdict(self)
         if self.status == "ok" or self.reason is None:
             data.pop("reason")

@@ -1,7 +1,7 @@
 """Turning raw form text into the values the contract promises.
 
 Everything here is pure and cheap: it runs for every value of every form, and the
-same rules must hold whatever format the value came from (FORM.md: trimmed, inner
+same rules must hold whatever format the value came from (docs/forms.md: trimmed, inner
 whitespace collapsed, placeholder lines removed, absent → ``None``, E.164 phones,
 email-validator e-mails).
 """

@@ -1,7 +1,7 @@
 """Read scanned pages with Tesseract into the same ``Document`` a PDF text layer gives.
 
 OCR only turns pixels into positioned words (and tick boxes into ☒/☐): the words go
-through the PDF reader's ``_layout`` (lines, cells, the participants table, label |
+through the shared ``pdf_layout.layout`` (lines, cells, the participants table, label |
 value rows), and the shared extractor reads the result. So a scan is read by exactly
 the rules a typed form is, and OCR adds only what pixels need:
 
@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +39,7 @@ from typing import Literal
 from PIL import Image
 
 from mailbot.errors import FormError
+from mailbot.forms import ocr_accents, ocr_junk, ocr_orient, ocr_unread, ocr_vote
 from mailbot.forms.extract import Block, Document, Inline, Para, Table, tick_state
 from mailbot.forms.image import (
     TARGET_DPI,
@@ -49,7 +51,7 @@ from mailbot.forms.image import (
 from mailbot.forms.labels import Vocabulary, _levenshtein
 from mailbot.forms.model import Limits, Problem
 from mailbot.forms.normalize import fold, normalize_email, normalize_phone
-from mailbot.forms.pdf import _Chunk, _layout
+from mailbot.forms.pdf_layout import Chunk, layout
 
 __all__ = [
     "INSTALL_HINT",
@@ -59,6 +61,7 @@ __all__ = [
     "repair_email",
     "repair_phone",
     "repair_values",
+    "value_confidence",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,10 @@ _TALL = 2.5  # × the page's median word height: signatures and scribbles
 # Confidence (0–100) under which a name or position is flagged ``low_confidence``;
 # low on purpose: Tesseract gives 0–40 to many correct but unusual words.
 LOW_CONFIDENCE = 30.0
+
+
+Reader = Callable[[Image.Image, int, str], list["Word"]]
+"""Reads an image at a dpi with a Tesseract language: the second and third looks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +124,34 @@ def read_pages(
 ) -> Document:
     """OCR grayscale pages (A4-normalised at 300 dpi) within ``limits.timeout_seconds``."""
     started = time.monotonic() if started is None else started
+    # Opening the first page checks the file's limits (pixels, page count): a bomb is
+    # refused as such even on a machine without Tesseract.
+    pending = iter(pages)
+    first = next(pending, None)
     languages = _languages()
     doc = Document(blocks=[], layout_tables=True, method="ocr")
     letters: set[str] = set()
-    for page in pages:
+    carry = _Carry()
+    for page in itertools.chain(() if first is None else (first,), pending):
         remaining = limits.timeout_seconds - (time.monotonic() - started)
         if remaining <= 0:
             raise FormError(_timed_out(limits))
-        clean = clean_page(page)
-        words = run_tesseract(clean, languages, remaining, limits)
+        clean, words = _read_upright(page, languages, limits, started)
 
-        def again(image: Image.Image, dpi: int) -> list[Word]:
+        def again(image: Image.Image, dpi: int, language: str) -> list[Word]:
             left = limits.timeout_seconds - (time.monotonic() - started)
-            return recognise(image, dpi, "pol", left, limits)
+            if language not in languages.split("+"):
+                return []  # no English model: the other readings decide
+            return recognise(image, dpi, language, left, limits)
 
-        letters |= _read_page(clean, words, vocab, doc, again)
+        letters |= _read_page(clean, words, vocab, doc, again, carry)
+    consents = {k.partition(":")[2] for k in letters if k.startswith("consent:")}
+    letters -= {f"consent:{k}" for k in consents}
+    if consents:
+        # One consent line found and not the other: a stamp or a blot hid it, and
+        # unread it would count as not given. Ask.
+        for key in sorted(set(vocab.consents) - consents):
+            doc.findings.append(_unread_consent(key))
     if len(letters) == 1 and len(vocab.workshop_letters) > 1:
         # The extractor takes a lone option as chosen (the others were deleted); on a
         # printed form it more likely means OCR missed a line: ask, don't guess.
@@ -144,6 +164,42 @@ def read_pages(
             )
         )
     return doc
+
+
+def _read_upright(
+    page: Image.Image, languages: str, limits: Limits, started: float
+) -> tuple[CleanPage, list[Word]]:
+    """Clean and read a page the right way up (see ``ocr_orient``).
+
+    OSD picks the orientation; when the words read that way are poor and OSD was
+    unsure (or the reading is very poor), the page is read once more the other way
+    up and the better reading is kept: at most OSD and two page passes.
+    """
+
+    def left() -> float:
+        remaining = limits.timeout_seconds - (time.monotonic() - started)
+        if remaining <= 0:
+            raise FormError(_timed_out(limits))
+        return remaining
+
+    found = ocr_orient.detect(
+        page, _tesseract_binary(), TARGET_DPI, min(left(), 10.0), _environment()
+    )
+    first = found.rotate if found is not None else (0 if page.height >= page.width else 90)
+    clean = clean_page(ocr_orient.turn(page, first))
+    words = run_tesseract(clean, languages, left(), limits)
+    score = ocr_orient.quality(words)
+    need = ocr_orient.GOOD_WORDS * 80.0
+    if found is not None and found.sure:
+        need /= 3  # OSD was sure: only a very poor reading is worth a second look
+    if score >= need:
+        return clean, words
+    for other in ocr_orient.alternatives(page, first):
+        turned = clean_page(ocr_orient.turn(page, other))
+        again = run_tesseract(turned, languages, left(), limits)
+        if ocr_orient.quality(again) > score:
+            clean, words, score = turned, again, ocr_orient.quality(again)
+    return clean, words
 
 
 def _timed_out(limits: Limits) -> str:
@@ -286,14 +342,17 @@ def _read_page(
     words: list[Word],
     vocab: Vocabulary,
     doc: Document,
-    again: Callable[[Image.Image, int], list[Word]] | None = None,
+    again: Reader | None = None,
+    carry: _Carry | None = None,
 ) -> set[str]:
-    """Lay a page's words out into ``doc``; returns the workshop options found.
+    """Lay a page's words out into ``doc``; returns the options found (see ``_option_line``).
 
     Words inside a ruled table go into its cells (a ``Table`` block, read by the
     extractor's table rules like a .docx table); the rest is laid out like a PDF
     text layer. Both are emitted top to bottom. With ``again``, the values are read
-    a second time, enlarged (see ``_reread``).
+    a second time, enlarged (see ``_reread``). ``carry`` holds the participants
+    table the previous page ended with, which a headerless table opening this
+    page continues.
     """
     words = _drop_noise(words)
     letters: set[str] = set()
@@ -311,17 +370,18 @@ def _read_page(
             cells[g].setdefault((row, col), []).append(word)
     if again is not None:
         free = _reread(page, grids, cells, free, vocab, again)
-    for word in [*free, *(w for c in cells for ws in c.values() for w in ws)]:
-        known = doc.confidence.get(word.text)
-        if known is None or word.conf < known:
-            doc.confidence[word.text] = word.conf
-    pieces: list[tuple[int, _Chunk | Table]] = []
+    free = [_pipe_l(w) for w in free]
+    cells = [{k: [_pipe_l(w) for w in ws] for k, ws in c.items()} for c in cells]
+    free, cells = _doubt_unread(page, free, cells)
+    _note_confidence(doc, page, free, cells, vocab)
+    pieces: list[tuple[int, Chunk | Table]] = []
     to_points = 72 / TARGET_DPI
     height = page.gray.height
+    widths: dict[int, list[int]] = {}
     for grid, content in zip(grids, cells, strict=True):
-        pieces.append(
-            (grid.rows[0][0], _table(page, grid, content, vocab, doc, letters))
-        )
+        table = _table(page, grid, content, vocab, doc, letters)
+        widths[id(table)] = [b - a for a, b in grid.cols]
+        pieces.append((grid.rows[0][0], table))
     lines: dict[tuple[int, int, int], list[Word]] = {}
     for word in free:
         lines.setdefault(word.line, []).append(word)
@@ -334,7 +394,7 @@ def _read_page(
                 letters.add(letter)
             pieces.append((box[1], _chunk(text, box, height, to_points)))
             continue
-        for group in _groups(page, line):
+        for group in _groups(page, ocr_junk.clean_line(line)):
             text = " ".join(w.text for w in group)
             box = (
                 min(w.x0 for w in group),
@@ -343,16 +403,66 @@ def _read_page(
                 max(w.y1 for w in group),
             )
             pieces.append((box[1], _chunk(text, box, height, to_points)))
-    pending: list[_Chunk] = []
-    for _, piece in sorted(pieces, key=lambda p: p[0]):
+    # The free text's right edge: where word wrap broke long labelled values.
+    margin = max((p.x1 for _, p in pieces if isinstance(p, Chunk)), default=None)
+    pending: list[Chunk] = []
+    ordered = [p for _, p in sorted(pieces, key=lambda p: p[0])]
+    # Page numbers and running heads ("Strona 2 z 2") do not end or open a table.
+    body = [p for p in ordered if isinstance(p, Table) or len(p.text.split()) > 3]
+    carry = carry if carry is not None else _Carry()
+    merged: Table | None = None
+    for piece in ordered:
         if isinstance(piece, Table):
-            doc.blocks.extend(_layout(pending, vocab))
+            doc.blocks.extend(b for _, b in layout(pending, vocab, margin=margin))
             pending = []
+            if piece is body[0] and carry.continued_by(piece, widths[id(piece)], vocab):
+                assert carry.table is not None
+                carry.table.rows.extend(piece.rows)
+                merged = piece
+                continue
             doc.blocks.append(piece)
         else:
             pending.append(piece)
-    doc.blocks.extend(_layout(pending, vocab))
+    doc.blocks.extend(b for _, b in layout(pending, vocab, margin=margin))
+    last = body[-1] if body else None
+    if last is None or last is not merged:  # a page of more rows keeps it open
+        carry.table, carry.widths = None, []
+        if isinstance(last, Table) and _participant_header(last, vocab):
+            carry.table, carry.widths = last, widths[id(last)]
     return letters
+
+
+@dataclass(slots=True)
+class _Carry:
+    """The participants table a page ended with, and its column widths (pixels)."""
+
+    table: Table | None = None
+    widths: list[int] = dataclasses.field(default_factory=list)
+
+    def continued_by(self, table: Table, widths: list[int], vocab: Vocabulary) -> bool:
+        """Whether ``table`` (opening the next page) is more rows of this one: the
+        same columns, to a few pixels, and no header of its own. Word breaks a long
+        table across pages without repeating the header unless told to."""
+        if self.table is None or len(widths) != len(self.widths):
+            return False
+        tol = max(12, round(0.02 * sum(widths)))
+        if any(abs(a - b) > tol for a, b in zip(widths, self.widths, strict=True)):
+            return False
+        return not _participant_header(table, vocab)
+
+
+def _participant_header(table: Table, vocab: Vocabulary) -> bool:
+    """Whether the table's first row labels participants' columns."""
+    if not table.rows:
+        return False
+    for cell in table.rows[0]:
+        text = " ".join(
+            "".join(i for i in b.inlines if isinstance(i, str)) for b in cell if isinstance(b, Para)
+        )
+        match = vocab.match_cell(text.strip())
+        if match is not None and any(k.startswith("participant.") for k in match.keys):
+            return True
+    return False
 
 
 # --- ruled tables -------------------------------------------------------------------
@@ -429,7 +539,7 @@ def _reread(
     cells: list[dict[tuple[int, int], list[Word]]],
     free: list[Word],
     vocab: Vocabulary,
-    again: Callable[[Image.Image, int], list[Word]],
+    again: Reader,
 ) -> list[Word]:
     """Read the values again at twice the size, from the gray page.
 
@@ -439,6 +549,7 @@ def _reread(
     tried, against 4 in 15 from the page pass alone). Reread: the tables' cells
     that are not labels, and e-mail-like groups of words elsewhere. All go into one
     stacked image, so this is one more Tesseract run (~0.6 s), not one per value.
+    Phones and e-mails are read a third time (``ocr_vote``), ~0.3 s more.
     Returns ``free`` with the reread groups replaced.
     """
     regions: list[tuple[int, int, int, int]] = []
@@ -455,9 +566,7 @@ def _reread(
         lines.setdefault(word.line, []).append(word)
     for line in lines.values():
         line.sort(key=lambda w: w.x0)
-        for group in _groups(page, line):
-            if not any(_DOMAIN_LIKE.search(w.text) for w in group):
-                continue
+        for group in _line_values(_groups(page, line), vocab):
             pad = round(0.3 * statistics.median(w.height for w in group))
             regions.append(
                 (
@@ -470,12 +579,37 @@ def _reread(
             targets.append(group)
     if not regions:
         return free
-    found = _read_regions(page.gray, regions, again)
+    found = _read_regions(page.gray, regions, again, _REREAD_SCALE, "pol")
+    firsts = [
+        cells[t[0]].get(t[1], []) if isinstance(t, tuple) else t for t in targets
+    ]
+    kinds = [
+        ocr_vote.contact_kind(" ".join(w.text for w in [*a, *b]))
+        for a, b in zip(firsts, found, strict=True)
+    ]
+    contacts = [i for i, k in enumerate(kinds) if k is not None]
+    thirds: list[list[Word]] = [[] for _ in targets]
+    if contacts:
+        english = _read_regions(page.gray, [regions[i] for i in contacts], again, 1, "eng")
+        for i, words in zip(contacts, english, strict=True):
+            thirds[i] = words
     replaced: set[int] = set()
     added: list[Word] = []
-    for target, words in zip(targets, found, strict=True):
-        if not words:
+    for target, first, words, third, kind in zip(
+        targets, firsts, found, thirds, kinds, strict=True
+    ):
+        if kind is not None:
+            repair = repair_phone if kind == "phone" else repair_email
+            words, disagreed = ocr_vote.vote([first, words, third], kind, repair, _prefer)
+            if disagreed:
+                words = _doubted(words)
+        elif not words:
             continue  # nothing read the second time: keep the first reading
+        else:
+            chosen = _prefer(first, words)
+            words = _unconfirmed(chosen, words if chosen is first else first)
+        if not words:
+            continue
         if isinstance(target, tuple):
             g, key = target
             cells[g][key] = words
@@ -485,13 +619,241 @@ def _reread(
     return [w for w in free if id(w) not in replaced] + added
 
 
+def _unconfirmed(chosen: list[Word], other: list[Word]) -> list[Word]:
+    """``chosen`` with the words the other reading spelled differently doubted.
+
+    Two looks at the same pixels that disagree ("Slezak-Bak" at 92 on the page,
+    "SŚlęzak-Bąk" enlarged; "jolanta" / "Jolanta") mean neither is sure, however
+    confident Tesseract was of each: such words get ``ocr_vote.DISAGREED``, so the
+    value is flagged rather than passed on as read. A word the other reading has
+    with fewer diacritics only ("Bąk" / "Bak") is kept as sure; so are
+    punctuation ("Krawczyk-") and one-character words (the "1." of Lp.).
+    """
+    if not other:
+        return chosen
+    # Words compared by their letters and digits ("Krawczyk-" / "Krawczyk" agree).
+    # The other reading only lost marks this one has ("Bak" for "Bąk"): one pass
+    # missing an ogonek is common, a mark seen where there is none is not.
+    spelled: dict[str, int] = {}
+    for w in other:
+        key = _bare(_letters(w.text))
+        spelled[key] = min(spelled.get(key, 99), _marks(w.text))
+    out: list[Word] = []
+    for w in chosen:
+        letters = _letters(w.text)
+        if len(letters) >= 2 and spelled.get(_bare(letters), 99) > _marks(letters):
+            w = dataclasses.replace(w, conf=min(w.conf, ocr_vote.DISAGREED))
+        out.append(w)
+    return out
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text if c.isalnum())
+
+
+_NO_MARKS = str.maketrans("łŁ", "lL")
+
+
+def _bare(text: str) -> str:
+    """``text`` without diacritics, case kept ("Ślęzak" → "Slezak")."""
+    decomposed = unicodedata.normalize("NFD", text.translate(_NO_MARKS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _marks(text: str) -> int:
+    return sum(1 for c in text if _bare(c) != c)
+
+
+def _doubted(words: list[Word]) -> list[Word]:
+    """A value whose readings disagreed, as one word of low confidence.
+
+    Confidences are looked up by a word's text, so lowering "77" would doubt every
+    value spelling "77"; the value's words are fused instead (spaces mean nothing
+    in a phone or an address), and only this value is doubted.
+    """
+    if not words:
+        return words
+    return [
+        Word(
+            "".join(w.text for w in words),
+            min(min(w.conf for w in words), ocr_vote.DISAGREED),
+            min(w.x0 for w in words),
+            min(w.y0 for w in words),
+            max(w.x1 for w in words),
+            max(w.y1 for w in words),
+            words[0].line,
+        )
+    ]
+
+
+def _note_confidence(
+    doc: Document,
+    page: CleanPage,
+    free: list[Word],
+    cells: list[dict[tuple[int, int], list[Word]]],
+    vocab: Vocabulary,
+) -> None:
+    """Record each word's confidence in ``doc.confidence`` (by its text, the lowest).
+
+    Confidences are looked up by text, so a word spelled alike in a value and in
+    printed text ("ul." of the header's "ul. Piastowska 14" and of the address)
+    takes the value's own: words where values stand (table cells, what follows a
+    label, address-like groups) override the page's other words.
+    """
+    lines: dict[tuple[int, int, int], list[Word]] = {}
+    for word in free:
+        lines.setdefault(word.line, []).append(word)
+    valued: list[Word] = [w for c in cells for ws in c.values() for w in ws]
+    for line in lines.values():
+        line.sort(key=lambda w: w.x0)
+        for group in _line_values(_groups(page, line), vocab):
+            valued += group
+    found: dict[str, float] = {}
+    for word in free:
+        found[word.text] = min(word.conf, found.get(word.text, 101.0))
+    own: dict[str, float] = {}
+    for word in valued:
+        own[word.text] = min(word.conf, own.get(word.text, 101.0))
+    found.update(own)
+    for text, conf in found.items():
+        known = doc.confidence.get(text)
+        doc.confidence[text] = conf if known is None else min(known, conf)
+
+
+def _doubt_unread(
+    page: CleanPage,
+    free: list[Word],
+    cells: list[dict[tuple[int, int], list[Word]]],
+) -> tuple[list[Word], list[dict[tuple[int, int], list[Word]]]]:
+    """Words the pixels contradict get ``ocr_vote.DISAGREED``, so their values are
+    flagged: unread ink beside them (``ocr_unread``: a stamp or blot hid part of
+    their line) or an accent over a plain first letter (``ocr_accents``)."""
+    placed = [(None, w) for w in free] + [
+        ((g, key), w) for g, c in enumerate(cells) for key, ws in c.items() for w in ws
+    ]
+    words = [w for _, w in placed]
+    if not words:
+        return free, cells
+    height = statistics.median(w.height for w in words)
+    # A junk word's ink counts as unread: "dieta bezglutenowa" with the second word
+    # read at 0 (and dropped as junk) leaves "dieta", cut short.
+    read = [i for i, w in enumerate(words) if not ocr_junk.is_junk(w)]
+    hit = {read[i] for i in ocr_unread.beside_unread(page.ink, [words[i] for i in read], height)}
+    hit |= {
+        i for i, w in enumerate(words) if ocr_accents.accent_lost(page.ink, w, height)
+    }
+    if not hit:
+        return free, cells
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("pixels doubt %s", [words[i].text for i in sorted(hit)])
+    out_free: list[Word] = []
+    out_cells: list[dict[tuple[int, int], list[Word]]] = [{} for _ in cells]
+    for i, (where, w) in enumerate(placed):
+        if i in hit:
+            w = dataclasses.replace(w, conf=min(w.conf, ocr_vote.DISAGREED))
+        if where is None:
+            out_free.append(w)
+        else:
+            out_cells[where[0]].setdefault(where[1], []).append(w)
+    return out_free, out_cells
+
+
+def _line_values(groups: list[list[Word]], vocab: Vocabulary) -> list[list[Word]]:
+    """The value words of a free line's groups: what follows a label in its group,
+    a whole group after a label standing alone ("Adres (…):" | "ul. Rynek 1"),
+    and address-like groups."""
+    values: list[list[Word]] = []
+    after_label = False
+    for group in groups:
+        words = group if after_label else _labelled_value(group, vocab)
+        if words:
+            values.append(words)
+        text = " ".join(w.text for w in group)
+        after_label = not words and (
+            vocab.match_prefix(text) is not None or vocab.match_cell(text) is not None
+        )
+    return values
+
+
+def _labelled_value(group: list[Word], vocab: Vocabulary) -> list[Word]:
+    """The words of a free group worth a second look: the value after a label
+    ("Stanowisko: informatyk" → "informatyk", running text), or a whole e-mail-like
+    group; none for other text (titles, options, notes)."""
+    text = " ".join(w.text for w in group)
+    found = vocab.match_prefix(text)
+    if found is not None:
+        at = 0
+        for k, word in enumerate(group):
+            if at >= found.value_start:
+                return group[k:]
+            at += len(word.text) + 1
+        return []
+    if any(_DOMAIN_LIKE.search(w.text) for w in group):
+        return group
+    return []
+
+
+# How much lower the enlarged reading's weakest word may score and still be kept:
+# it is the better reading as a rule, but it turns some digit runs to junk.
+_REREAD_SLACK = 15.0
+
+
+def _prefer(first: list[Word], second: list[Word]) -> list[Word]:
+    """The better of two readings of one value: the page pass and the enlarged one.
+
+    A reading that makes a valid phone or e-mail (after the safe repairs) beats one
+    that does not; otherwise the enlarged reading is kept unless its weakest word
+    is clearly less sure than the page pass's.
+    """
+    if not first:
+        return second
+    a = " ".join(w.text for w in first)
+    b = " ".join(w.text for w in second)
+    for valid in (_valid_phone, _valid_email):
+        va, vb = valid(a), valid(b)
+        if va != vb:
+            return first if va else second
+    low_a = min(w.conf for w in first)
+    low_b = min(w.conf for w in second)
+    return second if low_b >= low_a - _REREAD_SLACK else first
+
+
+def _valid_phone(text: str) -> bool:
+    if sum(c.isdigit() for c in text) < 5:
+        return False
+    return normalize_phone(repair_phone(text))[1]
+
+
+def _valid_email(text: str) -> bool:
+    fixed = repair_email(text)
+    return "@" in fixed and normalize_email(fixed)[1] and bool(_DOMAIN_END.search(fixed))
+
+
+_PIPE_L = re.compile(r"^\|(?=[.\w])")
+_INITIAL = re.compile(r"^\|\.[^\W\d_]{2,}$")
+
+
+def _pipe_l(word: Word) -> Word:
+    """"|.zak@nysa.pl" → "l.zak@nysa.pl": a leading "l" of an address read as "|"
+    (which later cleaning would strip, losing the letter). Only in address-like
+    words: elsewhere a "|" is a rule's remnant."""
+    text = word.text
+    address = "@" in text or "©" in text or _DOMAIN_LIKE.search(text)
+    # "|.zak" read apart from "@powiat.opole.pl": an initial and a dot follow.
+    if not text.startswith("|") or not (address or _INITIAL.match(text)):
+        return word
+    return dataclasses.replace(word, text=_PIPE_L.sub("l", text))
+
+
 def _read_regions(
     gray: Image.Image,
     regions: list[tuple[int, int, int, int]],
-    again: Callable[[Image.Image, int], list[Word]],
+    again: Reader,
+    scale: int,
+    language: str,
 ) -> list[list[Word]]:
-    """OCR page regions enlarged and stacked in one image; words in page pixels."""
-    scale, gap = _REREAD_SCALE, _REREAD_GAP
+    """OCR page regions scaled and stacked in one image; words in page pixels."""
+    gap = _REREAD_GAP
     boxes = [
         (max(x0, 0), max(y0, 0), min(x1, gray.width), min(y1, gray.height))
         for x0, y0, x1, y1 in regions
@@ -512,7 +874,7 @@ def _read_regions(
         bands.append((y, y + size[1]))
         y += size[1] + gap
     found: list[list[Word]] = [[] for _ in boxes]
-    for word in _drop_noise(again(sheet, round(TARGET_DPI * scale))):
+    for word in _drop_noise(again(sheet, round(TARGET_DPI * scale), language)):
         centre = (word.y0 + word.y1) / 2
         index = next((i for i, (a, b) in enumerate(bands) if a <= centre <= b), None)
         if index is None:
@@ -564,6 +926,10 @@ def _table(
                 option = _option_line(page, line, vocab, doc)
                 if option is not None and option[2] is not None:
                     letters.add(option[2])
+                if option is None:
+                    line = ocr_junk.clean_line(line)
+                    if not line:
+                        continue
                 text = (
                     option[0] if option is not None else " ".join(w.text for w in line)
                 )
@@ -595,10 +961,10 @@ def _cell_lines(words: list[Word]) -> list[list[Word]]:
 
 def _chunk(
     text: str, box: tuple[int, int, int, int], height: int, to_points: float
-) -> _Chunk:
+) -> Chunk:
     """Pixels (y down) → PDF points (y up), the text layer's coordinate system."""
     x0, y0, x1, y1 = box
-    return _Chunk(
+    return Chunk(
         x0 * to_points,
         (height - y1) * to_points,
         x1 * to_points,
@@ -723,13 +1089,13 @@ def _match_option(line: list[Word], vocab: Vocabulary) -> _Option | None:
 
 def _option_line(
     page: CleanPage, line: list[Word], vocab: Vocabulary, doc: Document
-) -> tuple[str, tuple[int, int, int, int], str | None] | None:
+) -> tuple[str, tuple[int, int, int, int], str] | None:
     """An option line rewritten as "☒ A – <wording>" from its box's pixels.
 
     The box is measured, not read: OCR turns hand-drawn crosses into "M", "pQ",
     "HB"… When the page shows no box or mark, glyphs typed next to the option
     ("X", "☒", "[x]") decide, as in a typed form. Returns the text, its pixel box
-    and the workshop letter (``None`` for a consent).
+    and which option it is: the workshop letter, or "consent:<key>".
     """
     option = _match_option(line, vocab)
     if option is None:
@@ -772,8 +1138,8 @@ def _option_line(
     if tick.state == "ambiguous":
         doc.findings.append(_ambiguous(option))
     left = tick.box.x0 if tick.box is not None else min(anchor, line[0].x0)
-    letter = option.key if option.kind == "workshop" else None
-    return glyph + wording, (left, top, max(w.x1 for w in line), bottom), letter
+    key = option.key if option.kind == "workshop" else f"consent:{option.key}"
+    return glyph + wording, (left, top, max(w.x1 for w in line), bottom), key
 
 
 def _letter_anchor(line: list[Word], option: _Option) -> int:
@@ -807,6 +1173,19 @@ def _word_anchor(line: list[Word]) -> int:
     return line[0].x0
 
 
+def _unread_consent(key: str) -> Problem:
+    what = (
+        "zgody na przetwarzanie danych osobowych"
+        if key == "data_processing"
+        else "zgody na otrzymywanie informacji o kolejnych wydarzeniach"
+    )
+    return Problem(
+        f"consents.{key}",
+        "ambiguous",
+        f"Nie udało się odczytać ze skanu {what}; prosimy o potwierdzenie.",
+    )
+
+
 def _ambiguous(option: _Option) -> Problem:
     if option.kind == "workshop":
         return Problem(
@@ -828,38 +1207,56 @@ def _ambiguous(option: _Option) -> Problem:
 
 # --- repairs of OCR'd values ----------------------------------------------------------
 
-_AT_LOOKALIKES = re.compile(r"\s*[\(\[]at[\)\]]\s*|[©®Q&]", re.IGNORECASE)
-_DOUBLED_AT = re.compile(r"[©®Q]@|@[©®Q]")
+_AT_LOOKALIKES = re.compile(
+    r"\s*[\(\[]at[\)\]]\s*|\s*[\(\[]a[\)\]]\s*|A[O0]|[©®Q&]", re.IGNORECASE
+)
+# One "@" read as two glyphs: a local part ending in a capital Q or E (or ©, ®)
+# right before the "@" is far rarer than this misreading.
+_DOUBLED_AT = re.compile(r"[©®QE]@|@[©®Q]")
 _AT_RUN = re.compile(r"[©®Q&]{2}")
-_AT_ALONE = frozenset({"O", "o", "0", "Q", "©", "®", "&", "@", "a", "e"})
+_AT_ALONE = frozenset({"O", "o", "0", "Q", "©", "®", "&", "@", "a", "e", "AO"})
 _DOMAIN_END = re.compile(r"\.[A-Za-z]{2,}$")
-_PL_END = re.compile(r"\.p[!1I|]$")
+# ".pl" misread: "p!", "p1", "pI", "p|", "pi", or its "l" lost. No such TLDs exist.
+_PL_END = re.compile(r"\.p[!1I|i]?$")
+# Specks OCR puts beside a dot or the "@": quotes and commas ("info©,nysa.pl").
+_SPECKS = re.compile(r"[„”“\"'`,]+(?=[.@©®])|(?<=[.@©®])[„”“\"'`,]+")
 _NUMBER_TOKEN = re.compile(r"[\d()+\-./OoDlI|!]*[\dOoDlI|!][\d()+\-./OoDlI|!]*")
 _PHONE_DIGITS = str.maketrans(
     {"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1", "!": "1"}
 )
 
 
+def _tidy(value: str) -> str:
+    """What is never part of an OCR'd address: spaces (a wrapped line or a misread
+    gap), specks next to dots, "|" for "l", a damaged ".pl"."""
+    text = _SPECKS.sub("", re.sub(r"\s+", "", value)).replace("|", "l")
+    return _PL_END.sub(".pl", text)
+
+
 def repair_email(value: str) -> str:
     """Undo OCR's usual e-mail misreadings, only when the result is a valid address.
 
-    "urzadQlubniany.pl" → "urzad@lubniany.pl" ("@" read as ©, ®, Q, & or "(at)"),
-    "urzadQ@lubniany.pl" and "urzadQ©lubniany.pl" → "urzad@lubniany.pl" (one "@"
-    read as two glyphs: an address ending its local part in a capital Q is far rarer
-    than this misreading), "a@b.p!" → "a@b.pl", a space inside the address dropped,
-    a lost "@" between a name and a domain. The most specific repair that gives
-    exactly one valid address wins; otherwise the value stays as read (and is
-    reported invalid).
+    "urzadQlubniany.pl" → "urzad@lubniany.pl" ("@" read as ©, ®, Q, &, "AO" or
+    "(at)"), "urzadQ@lubniany.pl", "j.nowakE@nysa.pl" and "urzadQ©lubniany.pl" →
+    one "@" (one "@" read as two glyphs), "a@b.p!"/"a@b.pi" → "a@b.pl", spaces and
+    specks dropped ("info © ,nysa.pl"), "|" → "l", a lone capital "E" in a lower-case
+    address without "@" taken for it, a lost "@" between a name and a domain. The
+    most specific repair that gives exactly one valid address wins; otherwise the
+    value stays as read, only tidied when it looks like an address (and is
+    reported invalid). A lower-case "e" or "o" for "@"
+    is not repaired: "sekretariateglucholazy.pl" has three readings.
     """
     doubled = _DOUBLED_AT.sub("@", value)
     if doubled != value and normalize_email(doubled)[1]:
         return doubled
     if normalize_email(value)[1]:
-        return value
-    # A space in an OCR'd address is a wrapped line or a misread gap, never intended.
-    base = _PL_END.sub(".pl", re.sub(r"\s+", "", value))
+        fixed = _PL_END.sub(".pl", value)
+        return fixed if normalize_email(fixed)[1] else value
+    base = _tidy(value)
     tiers: list[set[str]] = [{base} if "@" in base else set()]
-    if "@" not in base:
+    if "@" in base:
+        tiers.append({_DOUBLED_AT.sub("@", base)})
+    else:
         tiers.append(
             {base[: m.start()] + "@" + base[m.end() :] for m in _AT_RUN.finditer(base)}
         )
@@ -869,18 +1266,25 @@ def repair_email(value: str) -> str:
                 for m in _AT_LOOKALIKES.finditer(base)
             }
         )
+        upper = [i for i, c in enumerate(base) if c.isupper()]
+        if len(upper) == 1 and base[upper[0]] == "E":
+            i = upper[0]
+            tiers.append({base[:i] + "@" + base[i + 1 :]})
         parts = value.split()
         if len(parts) == 2 and "." in parts[1]:
             tiers.append({"@".join(parts)})  # "@" lost: "sekretariat glogowek.pl"
         elif len(parts) == 3 and parts[1] in _AT_ALONE and "." in parts[2]:
-            tiers.append({f"{parts[0]}@{parts[2]}"})  # "sekretariat O glogowek.pl"
+            tiers.append({f"{parts[0]}@{_tidy(parts[2])}"})  # "sekretariat O nysa.pl"
     for tier in tiers:
         valid = {c for c in tier if normalize_email(c)[1] and _DOMAIN_END.search(c)}
         if len(valid) == 1:
             return valid.pop()
         if valid:
             break  # two readings: no guess
-    return value
+    # No "@" to be had here; an address-like value is still returned tidied
+    # ("z.kolodziejeglucholazy. pi" → "…glucholazy.pl"), so the extractor can put
+    # the "@" before a domain the form's other addresses use.
+    return base if base != value and _DOMAIN_END.search(base) else value
 
 
 def repair_phone(value: str) -> str:
@@ -902,12 +1306,72 @@ def repair_phone(value: str) -> str:
     return value
 
 
-def repair_values(values: dict[str, str]) -> None:
-    """Repair a person's or institution's OCR'd ``phone`` and ``email`` in place."""
-    if "email" in values:
-        values["email"] = repair_email(values["email"])
-    if "phone" in values:
-        values["phone"] = repair_phone(values["phone"])
+def repair_values(values: dict[str, str]) -> set[str]:
+    """Repair a person's or institution's OCR'd ``phone`` and ``email`` in place.
+
+    Returns the keys whose value changed: a repaired value is a guess, however
+    safe, and the extractor trusts it less than one read as it stands.
+    """
+    changed: set[str] = set()
+    for key, repair in (("email", repair_email), ("phone", repair_phone)):
+        value = values.get(key)
+        if value is None:
+            continue
+        fixed = repair(value)
+        if fixed != value:
+            values[key] = fixed
+            changed.add(key)
+    return changed
+
+
+_PIECES = re.compile(r"\s+|(?<=-)(?=\w)")
+_MAX_PARTS = 6
+
+
+def value_confidence(value: str | None, confidence: dict[str, float]) -> float | None:
+    """The lowest OCR confidence (0–100) of the words a value is made of.
+
+    A space-separated token is looked up whole ("Ślęzak-Bąk" is one OCR word), else
+    in pieces as ``doubtful`` splits them (spaces, after a hyphen). A piece
+    the extractor made by joining wrapped lines without a space ("m.kowalska@" +
+    "nysa.pl") is found as a concatenation of recognised words. ``None`` when no
+    piece is found: the value did not come from OCR'd words (or was rewritten).
+    """
+    if not value:
+        return None
+    scores: list[float] = []
+    for token in value.split():
+        if token in confidence:  # "Slęzak-Bąk" read as one word
+            scores.append(confidence[token])
+            continue
+        for piece in _PIECES.split(token):
+            found = _composed(piece, confidence) if piece else None
+            if found is not None:
+                scores.append(found)
+    return min(scores) if scores else None
+
+
+def _composed(piece: str, confidence: dict[str, float]) -> float | None:
+    """``piece``'s confidence, or the lowest of ≤ 6 recognised words spelling it."""
+    if piece in confidence:
+        return confidence[piece]
+    # Shortest-first search over prefixes; bounded by the piece's length × parts.
+    best: dict[int, tuple[int, float]] = {0: (0, 101.0)}
+    for start in range(len(piece)):
+        if start not in best:
+            continue
+        parts, low = best[start]
+        if parts >= _MAX_PARTS:
+            continue
+        for end in range(start + 1, len(piece) + 1):
+            conf = confidence.get(piece[start:end])
+            if conf is None:
+                continue
+            candidate = (parts + 1, min(low, conf))
+            if end not in best or candidate[1] < best[end][1]:
+                best[end] = candidate
+    done = best.get(len(piece))
+    return done[1] if done is not None and done[0] else None
 
 
 def doubtful(value: str | None, confidence: dict[str, float]) -> bool:

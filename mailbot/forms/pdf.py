@@ -6,30 +6,37 @@ xref tables in the corpus, and gives text and widget positions, which a flattene
 table needs (a wrapped cell such as "Naczelnik Wydziału / Strategii i Rozwoju" is
 only readable by position). It can also render pages for OCR later.
 
-Filled AcroForm fields become controls (method ``fields``); a page's text is
-grouped into lines and cells and rebuilt into tables where the layout shows one
-(the participants table; label | value rows), so the shared extractor reads it as
-text (method ``text``). A PDF without a text layer is a scan: see ``read_scan``.
+Filled AcroForm fields become controls (method ``fields``). A page's drawn content
+(``pdf_objects``) is laid out by ``pdf_page``: ruled tables cell by cell from their
+lines, tick boxes as tick characters, other text grouped into lines, cells and
+gap-based tables (``pdf_layout``), so the shared extractor reads it as text (method
+``text``). A ruled table whose rows go on at the top of the next page is continued
+there. A PDF without a text layer is a scan: see ``read_scan``.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from mailbot.errors import FormError
-from mailbot.forms.extract import Block, Control, Document, Inline, Para, Table
+from mailbot.forms.extract import Block, Control, Document, Para
 from mailbot.forms.labels import Vocabulary
 from mailbot.forms.model import Limits
+from mailbot.forms.pdf_layout import Chunk, layout
+from mailbot.forms.pdf_objects import (
+    UNREADABLE,
+    Drawn,
+    display_matrix,
+    read_objects,
+    transform,
+)
+from mailbot.forms.pdf_page import RuledTable, page_blocks
 
 __all__ = ["read_pdf", "read_scan"]
 
@@ -42,40 +49,21 @@ _FIELD_PUSHBUTTON = 1
 _FIELD_SIGNATURE = 7
 _ERR_PASSWORD = 4
 _ERR_SECURITY = 5
-_SURROGATE_HIGH_BYTE = re.compile(rb"[\xd8-\xdf]")
+# A text layer whose fonts lost their Unicode maps (Ghostscript re-distilling TrueType
+# subsets drops them) shows glyph codes: "Urz\x03d Gminy \x04ubniany". Past this many
+# such characters the page is read as a scan instead.
+_GARBLED_MIN = 3
+_GARBLED_SHARE = 0.005
+_MAX_BETWEEN = 4  # lines (page foot and head) a table may skip to go on next page
+_SAME_COLUMN = 3.0  # points: a continued table's column lines match this closely
+
+# The OCR reader lays out its words with the same code.
+_Chunk = Chunk
 
 
-@dataclass(slots=True)
-class _Chunk:
-    """A run of text (or a form widget) with its box in page coordinates (y up)."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    inlines: list[Inline]
-
-    @property
-    def text(self) -> str:
-        return "".join(i if isinstance(i, str) else i.render() for i in self.inlines)
-
-    @property
-    def height(self) -> float:
-        return max(self.y1 - self.y0, 1.0)
-
-
-@dataclass(slots=True)
-class _Line:
-    chunks: list[_Chunk]
-    top: float
-    bottom: float
-    cells: list[_Chunk] = field(default_factory=list)
-    # The median chunk height, set by ``_lines`` once the line's chunks are final.
-    height: float = 0.0
-
-    @property
-    def text(self) -> str:
-        return " ".join(c.text.strip() for c in self.chunks)
+def _layout(chunks: list[Chunk], vocab: Vocabulary) -> list[Block]:
+    """OCR words into blocks (see ``pdf_layout.layout``)."""
+    return [block for _, block in layout(chunks, vocab)]
 
 
 def read_pdf(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
@@ -93,7 +81,7 @@ def read_pdf(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
             result = _read(doc, data, limits, vocab, started)
         finally:
             doc.close()
-    if result is None:  # a scan: OCR runs outside the lock, PDFium is free meanwhile
+    if result is None:  # a scan (or unreadable text): OCR runs outside the lock
         return read_scan(data, limits, vocab)
     return result
 
@@ -112,8 +100,9 @@ def _read(
     form = doc.formenv
     blocks: list[Block] = []
     controls: list[Control] = []
-    text_chars = 0
+    text_chars = garbled = 0
     images = False
+    tables = _Continuation(vocab)
     for index in range(pages):
         if time.monotonic() - started > limits.timeout_seconds:
             raise FormError(
@@ -125,17 +114,34 @@ def _read(
         if not page:
             raise FormError(f"damaged PDF: cannot load page {index + 1}")
         try:
-            chunks = _text_chunks(page)
-            text_chars += sum(len(c.text.strip()) for c in chunks)
+            textpage = pdfium_c.FPDFText_LoadPage(page)
+            try:
+                drawn = read_objects(page, textpage) if textpage else Drawn()
+            finally:
+                if textpage:
+                    pdfium_c.FPDFText_ClosePage(textpage)
             widgets = _widgets(page, form) if form is not None else []
-            if not text_chars and not images:
-                images = _has_image(page)
+            if widgets:
+                turn = display_matrix(page)
+                if turn is not None:
+                    for w in widgets:
+                        w.x0, w.y0, w.x1, w.y1 = transform((w.x0, w.y0, w.x1, w.y1), turn)
         finally:
             pdfium_c.FPDF_ClosePage(page)
+        for piece in drawn.pieces:
+            text_chars += len(piece.text)
+            if min(piece.text) < " " or UNREADABLE in piece.text:
+                garbled += sum(1 for ch in piece.text if _garbled(ch))
+        images = images or drawn.images
         controls.extend(
             w.inlines[0] for w in widgets if isinstance(w.inlines[0], Control)
         )
-        blocks.extend(_layout(chunks + widgets, vocab))
+        tables.new_page()
+        for _, block, ruled in page_blocks(drawn, widgets, vocab):
+            if tables.add(block, ruled):
+                blocks.append(block)
+    if garbled > max(_GARBLED_MIN, _GARBLED_SHARE * text_chars):
+        return None  # characters without Unicode: the pixels are the only true text
     if text_chars == 0 and not any(c.value or c.checked for c in controls):
         if images:
             return None  # a scan: read_pdf hands it to read_scan
@@ -143,35 +149,65 @@ def _read(
     return Document(blocks=blocks, controls=controls, layout_tables=True)
 
 
-def _has_image(page: Any) -> bool:
-    """Whether a page draws an image (directly or in a form XObject): a scan."""
-    stack = [
-        (
-            pdfium_c.FPDFPage_CountObjects(page),
-            functools.partial(pdfium_c.FPDFPage_GetObject, page),
-            0,
-        )
+class _Continuation:
+    """Carries a ruled table over a page break.
+
+    Rows at the top of a page, in a grid whose column lines match those of the table
+    that ended the previous page, with only a page foot and head (no section) in
+    between, are more rows of that table; a repeated header row is dropped.
+    """
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self.open: RuledTable | None = None
+        self.between = 0
+        self.first_on_page = False
+
+    def new_page(self) -> None:
+        self.first_on_page = True
+
+    def add(self, block: Block, ruled: RuledTable | None) -> bool:
+        """Whether ``block`` is to be kept (``False``: its rows went to the open table)."""
+        if ruled is None:
+            if self.open is not None:
+                self.between += 1
+                if (
+                    not isinstance(block, Para)
+                    or self.between > _MAX_BETWEEN
+                    or self.vocab.match_section(_para_text(block)) is not None
+                ):
+                    self.open = None
+            return True
+        first, self.first_on_page = self.first_on_page, False
+        previous = self.open
+        if first and previous is not None and _same_columns(previous.last_xs, ruled.first_xs):
+            rows = ruled.table.rows
+            if rows and _row_texts(rows[0]) == _row_texts(previous.table.rows[0]):
+                rows = rows[1:]  # the header repeated on the new page
+            previous.table.rows.extend(rows)
+            previous.last_xs = ruled.last_xs
+            self.between = 0
+            return False
+        self.open, self.between = ruled, 0
+        return True
+
+
+def _garbled(ch: str) -> bool:
+    return (ch < " " and ch not in "\t\n\r") or ch == UNREADABLE
+
+
+def _same_columns(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= _SAME_COLUMN for x, y in zip(a, b, strict=True))
+
+
+def _para_text(para: Para) -> str:
+    return "".join(i if isinstance(i, str) else i.render() for i in para.inlines)
+
+
+def _row_texts(row: list[list[Block]]) -> list[str]:
+    return [
+        " ".join(_para_text(b) for b in cell if isinstance(b, Para)).strip() for cell in row
     ]
-    seen = 0
-    while stack:
-        count, get, depth = stack.pop()
-        for i in range(min(int(count), 5000)):
-            seen += 1
-            if seen > 20_000:
-                return False
-            obj = get(i)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-                return True
-            if kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < 4:
-                stack.append(
-                    (
-                        pdfium_c.FPDFFormObj_CountObjects(obj),
-                        functools.partial(pdfium_c.FPDFFormObj_GetObject, obj),
-                        depth + 1,
-                    )
-                )
-    return False
 
 
 def read_scan(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
@@ -193,60 +229,6 @@ def read_scan(data: bytes, limits: Limits, vocab: Vocabulary) -> Document:
 
 
 # --- text and widgets ---------------------------------------------------------------
-
-
-def _text_chunks(page: Any) -> list[_Chunk]:
-    """Text runs with their boxes, as PDFium groups characters into rectangles."""
-    textpage = pdfium_c.FPDFText_LoadPage(page)
-    if not textpage:
-        return []
-    try:
-        chunks: list[_Chunk] = []
-        count = min(int(pdfium_c.FPDFText_CountRects(textpage, 0, -1)), 20_000)
-        if count <= 0:
-            return chunks
-        left, top, right, bottom = (ctypes.c_double() for _ in range(4))
-        # One buffer for the page, and one GetBoundedText call per rectangle instead of
-        # the size-then-fill pair: each call walks every character of the page.
-        buflen = max(1024, 2 * int(pdfium_c.FPDFText_CountChars(textpage)) + 64)
-        buf = (ctypes.c_ushort * (buflen + 1))()
-        get_rect = pdfium_c.FPDFText_GetRect
-        get_bounded = pdfium_c.FPDFText_GetBoundedText
-        for i in range(count):
-            if not get_rect(textpage, i, left, top, right, bottom):
-                continue
-            box = (left.value, top.value, right.value, bottom.value)
-            got = int(get_bounded(textpage, *box, buf, buflen))
-            if got <= 0:
-                continue
-            raw = ctypes.string_at(buf, 2 * got)
-            if got >= buflen or _has_surrogates(raw):
-                text = _bounded_text_sized(textpage, box)
-            else:
-                text = raw.decode("utf-16-le", "replace")
-            text = text.replace("\r", "").replace("\n", " ").replace("\x00", "")
-            if text.strip():
-                chunks.append(_Chunk(box[0], box[3], box[2], box[1], [text]))
-        return chunks
-    finally:
-        pdfium_c.FPDFText_ClosePage(textpage)
-
-
-def _has_surrogates(raw: bytes) -> bool:
-    """Whether UTF-16-LE bytes hold a surrogate unit (a high byte in D8..DF)."""
-    return _SURROGATE_HIGH_BYTE.search(raw[1::2]) is not None
-
-
-def _bounded_text_sized(textpage: Any, box: tuple[float, float, float, float]) -> str:
-    """GetBoundedText by the two-call protocol, for text with surrogate pairs (or
-    longer than the page buffer): the size call counts code points, not UTF-16 units,
-    and the text is cut to that many units exactly as it always was."""
-    size = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, None, 0))
-    if size <= 0:
-        return ""
-    buf = (ctypes.c_ushort * (size + 1))()
-    got = int(pdfium_c.FPDFText_GetBoundedText(textpage, *box, buf, size))
-    return bytes(buf)[: 2 * got].decode("utf-16-le", "replace")
 
 
 def _get_text(fn: Any, *args: Any) -> str:
@@ -278,8 +260,8 @@ class _TextGetter:
         return ctypes.string_at(self.buf, size - 2).decode("utf-16-le", "replace")
 
 
-def _widgets(page: Any, form: Any) -> list[_Chunk]:
-    out: list[_Chunk] = []
+def _widgets(page: Any, form: Any) -> list[Chunk]:
+    out: list[Chunk] = []
     handle = form.raw
     text = _TextGetter()
     rect = pdfium_c.FS_RECTF()
@@ -320,239 +302,9 @@ def _widgets(page: Any, form: Any) -> list[_Chunk]:
             bottom, top = float(rect.bottom), float(rect.top)
             x0, x1 = (right, left) if right < left else (left, right)
             y0, y1 = (top, bottom) if top < bottom else (bottom, top)
-            out.append(_Chunk(x0, y0, x1, y1, [control]))
+            out.append(Chunk(x0, y0, x1, y1, [control]))
         finally:
             pdfium_c.FPDFPage_CloseAnnot(annot)
     return out
 
 
-# --- layout: lines, cells, tables ---------------------------------------------------
-
-
-def _lines(chunks: list[_Chunk]) -> list[_Line]:
-    """Group chunks whose vertical extents overlap into lines, top to bottom."""
-    lines: list[_Line] = []
-    for chunk in sorted(chunks, key=lambda c: (-c.y1, c.x0)):
-        centre = (chunk.y0 + chunk.y1) / 2
-        for line in reversed(lines[-3:]):
-            if line.bottom - 1 <= centre <= line.top + 1:
-                line.chunks.append(chunk)
-                break
-        else:
-            lines.append(_Line([chunk], chunk.y1, chunk.y0))
-    for line in lines:
-        line.chunks.sort(key=lambda c: c.x0)
-        line.height = _median([c.height for c in line.chunks])
-        line.cells = _cells(line)
-    return lines
-
-
-def _median(values: list[float]) -> float:
-    """``statistics.median``, to the bit, without its generality (it is hot here)."""
-    data = sorted(values)
-    n = len(data)
-    if n % 2 == 1:
-        return data[n // 2]
-    i = n // 2
-    return (data[i - 1] + data[i]) / 2
-
-
-def _cells(line: _Line) -> list[_Chunk]:
-    """Merge chunks separated by small gaps; a wide gap starts a new cell."""
-    gap = max(1.5 * line.height, 12.0)
-    cells: list[_Chunk] = []
-    for chunk in line.chunks:
-        if (
-            cells
-            and chunk.x0 - cells[-1].x1 <= gap
-            and not _is_widget(chunk)
-            and not _is_widget(cells[-1])
-        ):
-            last = cells[-1]
-            joiner = (
-                "" if last.text.endswith(" ") or chunk.text.startswith(" ") else " "
-            )
-            cells[-1] = _Chunk(
-                last.x0,
-                min(last.y0, chunk.y0),
-                max(last.x1, chunk.x1),
-                max(last.y1, chunk.y1),
-                [*last.inlines, joiner, *chunk.inlines],
-            )
-        else:
-            cells.append(
-                _Chunk(chunk.x0, chunk.y0, chunk.x1, chunk.y1, list(chunk.inlines))
-            )
-    return cells
-
-
-def _is_widget(chunk: _Chunk) -> bool:
-    return any(isinstance(i, Control) and i.checked is None for i in chunk.inlines)
-
-
-_Columns = list[tuple[float, float, str]]
-
-
-def _layout(chunks: list[_Chunk], vocab: Vocabulary) -> list[Block]:
-    lines = _lines(chunks)
-    # A line may be asked twice whether it heads the participants table (by
-    # ``_label_table``, then here); the answer is a pure function of the line.
-    memo: dict[int, _Columns | None] = {}
-
-    def columns_at(n: int) -> _Columns | None:
-        if n not in memo:
-            memo[n] = _participant_columns(lines[n], vocab)
-        return memo[n]
-
-    blocks: list[Block] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        columns = columns_at(i)
-        if columns is not None:
-            table, i = _participant_table(lines, i, columns, vocab)
-            blocks.append(table)
-            continue
-        if len(line.cells) >= 2:
-            table, i = _label_table(lines, i, columns_at)
-            blocks.append(table)
-            continue
-        blocks.append(Para(_joined(line.cells)))
-        i += 1
-    return blocks
-
-
-def _joined(cells: Sequence[_Chunk]) -> list[Inline]:
-    out: list[Inline] = []
-    for n, cell in enumerate(cells):
-        if n:
-            out.append("\t")
-        out.extend(cell.inlines)
-    return out
-
-
-def _cell(inlines: list[Inline]) -> list[Block]:
-    return [Para(inlines)]
-
-
-def _label_table(
-    lines: list[_Line], start: int, columns_at: Callable[[int], _Columns | None]
-) -> tuple[Table, int]:
-    """Consecutive multi-cell lines, with wrapped cell lines folded into their cell."""
-    rows: list[list[_Chunk]] = [list(lines[start].cells)]
-    i = start + 1
-    while i < len(lines):
-        prev, line = lines[i - 1], lines[i]
-        if prev.top - line.top > 1.6 * max(prev.height, line.height):
-            break
-        if columns_at(i) is not None:
-            break
-        if len(line.cells) >= 2:
-            rows.append(list(line.cells))
-        elif len(line.cells) == 1:
-            cell = line.cells[0]
-            target = next(
-                (n for n, c in enumerate(rows[-1]) if abs(c.x0 - cell.x0) <= 4), None
-            )
-            if target is None:
-                break
-            old = rows[-1][target]
-            rows[-1][target] = _Chunk(
-                old.x0,
-                cell.y0,
-                max(old.x1, cell.x1),
-                old.y1,
-                [*old.inlines, "\n", *cell.inlines],
-            )
-        i += 1
-    return Table([[_cell(c.inlines) for c in row] for row in rows]), i
-
-
-def _participant_columns(
-    line: _Line, vocab: Vocabulary
-) -> list[tuple[float, float, str]] | None:
-    """Header cells of the participants table, as (x0, x1, field) columns."""
-    if len(line.cells) < vocab.table_min_columns:
-        return None
-    columns: list[tuple[float, float, str]] = []
-    for cell in line.cells:
-        match = vocab.match_cell(cell.text.strip())
-        key = (
-            next((k for k in match.keys if k.startswith("participant.")), None)
-            if match
-            else None
-        )
-        if key is not None:
-            columns.append((cell.x0, cell.x1, key))
-    names = {k for _, _, k in columns}
-    if len(names) >= vocab.table_min_columns and all(
-        r in names for r in vocab.table_required
-    ):
-        return columns
-    return None
-
-
-def _column_of(chunk: _Chunk, columns: list[tuple[float, float, str]]) -> int | None:
-    """The column a chunk sits in; ``None`` when it spans several (text below the table)."""
-    overlaps = [min(chunk.x1, x1) - max(chunk.x0, x0) for x0, x1, _ in columns]
-    if sum(1 for o in overlaps if o > 0) > 1:
-        return None
-    best = max(range(len(columns)), key=lambda n: overlaps[n])
-    if overlaps[best] > 0:
-        return best
-    centre = (chunk.x0 + chunk.x1) / 2
-    return min(
-        range(len(columns)),
-        key=lambda n: min(abs(columns[n][0] - centre), abs(columns[n][1] - centre)),
-    )
-
-
-def _participant_table(
-    lines: list[_Line],
-    start: int,
-    columns: list[tuple[float, float, str]],
-    vocab: Vocabulary,
-) -> tuple[Table, int]:
-    header_row: list[list[Block]] = [_cell([vocab.fields[k][0]]) for _, _, k in columns]
-    number_col = next(
-        (n for n, (_, _, k) in enumerate(columns) if k == "participant.number"), None
-    )
-    name_col = next(
-        n for n, (_, _, k) in enumerate(columns) if k == "participant.full_name"
-    )
-    rows: list[list[list[Inline]]] = []
-    i = start + 1
-    while i < len(lines):
-        prev, line = lines[i - 1], lines[i]
-        if prev.top - line.top > 2.8 * max(prev.height, line.height):
-            break
-        placed: list[tuple[int, _Chunk]] = []
-        for cell in line.cells:
-            col = _column_of(cell, columns)
-            if col is None:
-                break
-            placed.append((col, cell))
-        else:
-            if vocab.match_section(line.text) is not None:
-                break
-            starts = (
-                any(
-                    c == number_col and cell.text.strip().rstrip(".").isdigit()
-                    for c, cell in placed
-                )
-                if number_col is not None
-                else any(c == name_col for c, _ in placed)
-            )
-            if starts or not rows:
-                rows.append([[] for _ in columns])
-            for col, cell in placed:
-                target = rows[-1][col]
-                if target:
-                    target.append("\n")
-                target.extend(cell.inlines)
-            i += 1
-            continue
-        break
-    table_rows: list[list[list[Block]]] = [header_row]
-    table_rows.extend([_cell(c) for c in row] for row in rows)
-    return Table(table_rows), i

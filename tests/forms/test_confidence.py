@@ -352,3 +352,10 @@ def test_an_at_read_as_a_letter_is_repaired_only_by_a_domain_the_form_uses() -> 
     # The "@" lost altogether: where the local part ends is unknown, nothing is guessed.
     assert _at_before_domain("sekretariatglucholazy.pl", {"glucholazy.pl"}) is None
     assert _at_before_domain("sekretariateglucholazy.pl", {"nysa.pl"}) is None
+
+
+def test_a_glyph_with_no_character_behind_it_makes_the_value_doubtful() -> None:
+    readings = [Reading("remarks", "remarks", "wózek inwalidzki \ufffd prosimy o podjazd", "x", "text")]
+    provenance, problems = assess(readings)
+    assert [x.field for x in problems] == ["remarks"]
+    assert "unreadable glyph" in provenance["remarks"].notes
