@@ -1,78 +1,169 @@
-"""The ``mailbot`` command line. Thin: parses options, wires an App, prints results."""
+"""The ``mailbot`` command line. Thin: parses options, wires an App, prints results.
+
+Conventions every command follows (docs/cli.md is generated from this module by
+``python -m mailbot.clidoc``; a test fails when it drifts):
+
+- ``-v``/``-vv``/``-q`` on every command set the log level (:mod:`mailbot.logsetup`);
+  ``-q`` leaves only errors and the command's own output (stdout).
+- The command's result goes to stdout; notes ("wrote FILE") and logs go to stderr.
+- Exit codes are :class:`ExitCode`; click's own usage errors are 2 as well.
+- Read-only commands (``status``, ``review list|show``, ``export``) never create a
+  database or directory (:func:`mailbot.status.open_existing`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import enum
 import json
-import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from mailbot import __version__
 from mailbot.config import (
-    InvalidConfig,
     Settings,
     apply_overrides,
     find_config,
     load_settings,
 )
-from mailbot.errors import ConfigError
+from mailbot.errors import ConfigError, MailboxError, MailbotError
+from mailbot.logsetup import configure, level_for
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from mailbot.app import App, Clock, PassReport
+
+
+class ExitCode(enum.IntEnum):
+    """What a script calling mailbot can rely on (documented in docs/cli.md)."""
+
+    OK = 0
+    FAILED = 1
+    """The work itself failed: the mailbox or database could not be reached, an action
+    the item's state does not allow (already resolved, purged), an internal error."""
+    USAGE = 2
+    """The command line or the configuration is wrong (also click's usage errors)."""
+    NOT_FOUND = 3
+    """What was named does not exist: a review item, a registration code, an event key,
+    or the database itself (read-only commands never create it)."""
+
+
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  ok
+  1  the work failed (mailbox or database unreachable, wrong item state)
+  2  usage or configuration error
+  3  not found (review item, registration, event key, no database yet)"""
 
 app = typer.Typer(
     help="mailbot: reads the registration mailbox, parses forms, stores registrations, replies.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's help: paragraphs rewrapped, no type tags on flags
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 review_app = typer.Typer(
-    help="Resolve what waits in Needs-Review: list, show, fix, confirm, accept, reject, reprocess.",
+    help="Resolve what waits in Needs-Review.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(review_app, name="review")
 err = Console(stderr=True, soft_wrap=True)  # log-like lines: never wrapped mid-sentence
 out = Console()
-log = logging.getLogger("mailbot")
+
+
+class _Verbosity:
+    """The ``-v``/``-q`` of the command being run (one command per process)."""
+
+    verbose = 0
+    quiet = False
+
+
+VerboseOpt = Annotated[int, typer.Option(
+    "--verbose", "-v", count=True, show_default=False, help="Log more: -v progress (INFO), -vv debugging detail (DEBUG).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the command's own output.")]
+
+
+def _start(verbose: int, quiet: bool) -> None:
+    """Every command's first line: remember -v/-q and set up logging before any work."""
+    if verbose and quiet:
+        raise typer.BadParameter("-v and -q contradict each other; give one", param_hint="-q")
+    _Verbosity.verbose, _Verbosity.quiet = verbose, quiet
+    _logging()
+
+
+def _code_for(error: MailbotError) -> ExitCode:
+    from mailbot.review import ReviewNotFound, ReviewUsageError
+    from mailbot.status import NoDatabase, OutdatedDatabase
+
+    if isinstance(error, (ReviewNotFound, NoDatabase)):
+        return ExitCode.NOT_FOUND
+    if isinstance(error, (ReviewUsageError, OutdatedDatabase, ConfigError)):
+        return ExitCode.USAGE
+    return ExitCode.FAILED
+
+
+def _logging(default: str = "WARNING", *, stream: Any = None) -> None:
+    """Log to stderr at what -v/-q ask for, else ``default`` (WARNING for one-shot
+    commands: their output says what happened; the service uses its log_level)."""
+    configure(level_for(_Verbosity.verbose, _Verbosity.quiet, default), stream or sys.stderr)
+
+
+def note(message: str) -> None:
+    """A line about the work (not its result) on stderr; ``-q`` silences it."""
+    if not _Verbosity.quiet:
+        err.print(message, highlight=False, markup=False)
+
+
+def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(int(code))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mailbot {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print mailbot's version and exit.")] = False,
+) -> None:
+    """mailbot: reads the registration mailbox, parses forms, stores registrations, replies."""
+
 
 ConfigOpt = Annotated[
     Optional[Path],
-    typer.Option("--config", "-c", help="Config file (else $MAILBOT_CONFIG, else /etc/mailbot/mailbot.toml)."),
+    typer.Option("--config", "-c", metavar="FILE",
+                 help="Config file (else $MAILBOT_CONFIG, else /etc/mailbot/mailbot.toml)."),
 ]
 InboxOpt = Annotated[
     Optional[str],
-    typer.Option(help="Override the mailbox: maildir:PATH or imaps://user@host:port/FOLDER."),
+    typer.Option(metavar="URL", help="Override the mailbox: maildir:PATH or imaps://user@host:port/FOLDER."),
 ]
 OutboxOpt = Annotated[
     Optional[str],
-    typer.Option(help="Override the outbox: maildir:PATH or smtp://host:port (smtps://, smtp+plain://)."),
+    typer.Option(metavar="URL", help="Override the outbox: maildir:PATH or smtp://host:port (smtps://, smtp+plain://)."),
 ]
-DbOpt = Annotated[Optional[str], typer.Option("--db", help="Override the database URL.")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", metavar="URL", help="Override the database URL.")]
 NowOpt = Annotated[
     Optional[str],
-    typer.Option(help="Pretend it is this moment (ISO 8601; local time zone if none given)."),
+    typer.Option(metavar="ISO", help="Pretend it is this moment (ISO 8601; the config's time zone if none given)."),
 ]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+EventOpt = Annotated[Optional[str], typer.Option(metavar="KEY", help="Only this event key.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (keys documented in docs/cli.md).")]
 
 
 def _settings(config: Path | None, **overrides: str | None) -> Settings:
@@ -98,52 +189,49 @@ def _clock(now: str | None, settings: Settings) -> Clock:
     return fixed_clock(moment)
 
 
-@app.command("check-config")
-def check_config(config: ConfigOpt = None) -> None:
-    """Validate the config file; print every problem with its TOML path and a hint."""
-    path = find_config(config)
-    try:
-        settings = load_settings(path)
-    except InvalidConfig as e:
-        err.print(f"[red]{path}[/red]: {len(e.problems)} problem(s)", highlight=False)
-        for p in e.problems:
-            err.print(f"  [bold]{p.path}[/bold]: {p.message}", highlight=False)
-        raise typer.Exit(2) from e
-    except ConfigError as e:
-        raise _fail(str(e)) from e
-    problems: list[str] = []
-    for name, secret in (("mailbox", settings.mailbox), ("outbox", settings.outbox)):
-        needs = (
-            (name == "mailbox" and settings.mailbox.kind == "imap")
-            or (name == "outbox" and settings.outbox.kind == "smtp" and settings.outbox.username)
-        ) and secret.auth == "password"
-        if needs and not secret.configured:
-            problems.append(f"{name}: no password source; set password_file, password_env or password_credential")
-        elif secret.configured:
-            try:
-                secret.resolve()
-            except ConfigError as e:
-                problems.append(f"{name}: {e}")
-    from mailbot.forms import load_vocabulary
-    from mailbot.templating import Templates
+def _event_key(settings: Settings, event: str | None) -> None:
+    """Refuse an unknown ``--event`` with exit 3, naming the known keys."""
+    if event is not None and event not in {e.key for e in settings.events}:
+        known = ", ".join(e.key for e in settings.events) or "none"
+        raise _fail(f"--event {event!r} is not a configured event key (configured: {known})", ExitCode.NOT_FOUND)
 
-    problems.extend(f"templates: {t}" for t in Templates(settings.templates_dir).check())
-    if settings.labels_file:
-        try:
-            load_vocabulary(settings.labels_file)
-        except ConfigError as e:
-            problems.append(f"labels_file: {e}")
-    if problems:
-        for line in problems:
-            err.print(f"  [bold]{line}[/bold]", highlight=False)
-        raise typer.Exit(2)
-    out.print(f"{path}: OK — {len(settings.events)} event(s), mailbox {settings.mailbox.kind}, outbox {settings.outbox.kind}")
+
+def _existing_db(settings: Settings) -> Engine:
+    from mailbot.status import open_existing
+
+    try:
+        return open_existing(settings.db_url)
+    except MailbotError as e:
+        raise _fail(str(e), _code_for(e)) from e
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.command("check-config")
+def check_config(
+    config: ConfigOpt = None,
+    connect: Annotated[bool, typer.Option(
+        "--connect", help="Also log in to the mailbox, the SMTP server and the database.")] = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check the configuration file.
+
+    Prints every problem with its TOML path and a hint: exit 2 for a configuration
+    error; with --connect also logs in to the servers and the database it names,
+    exit 1 when one of them fails."""
+    _start(verbose, quiet)
+    from mailbot.configcheck import check_command
+
+    raise typer.Exit(check_command(config, connect=connect, out=out, err=err))
 
 
 @app.command()
 def parse(
-    files: Annotated[list[Path], typer.Argument(help="Form files to read.", exists=True, dir_okay=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract (the default).")] = True,
+    files: Annotated[list[Path], typer.Argument(
+        metavar="FILE", help="Form files to read.", exists=True, dir_okay=False)],
     provenance: Annotated[
         bool,
         typer.Option(
@@ -151,33 +239,35 @@ def parse(
             help="Add each field's source (fields/table/text/ocr), confidence and repairs.",
         ),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Accepted; JSON is the only output.")] = True,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Read registration forms and print what was found, as a JSON array.
+    """Print what registration forms contain, as JSON.
 
-    A value the reader doubts carries a ``low_confidence`` problem (with a proposed
-    ``suggestion`` when a cross-check points to one); ``--provenance`` shows why."""
-    from mailbot.forms import parse_file
+    One document per file, in argument order, in a JSON array (the contract in
+    docs/forms.md).
+
+    A value the reader doubts carries a low_confidence problem (with a proposed
+    suggestion when a cross-check points to one); --provenance shows why. Without a
+    config file, the events of the shipped demo.toml are recognised."""
+    _start(verbose, quiet)
+    from mailbot.forms import load_vocabulary, parse_file
     from mailbot.ingest import events_for_forms
     from mailbot.resources import default_config_dir
 
     path = find_config(config)
     if config is None and not path.exists():
         path = default_config_dir() / "demo.toml"
-        err.print(f"note: no config found; recognising the events of {path}", highlight=False)
+        note(f"note: no config found; recognising the events of {path}")
     try:
         settings = load_settings(path)
-    except ConfigError as e:
-        raise _fail(str(e)) from e
-    from mailbot.forms import load_vocabulary
-
-    events = events_for_forms(settings)
-    try:
         vocabulary = load_vocabulary(settings.labels_file) if settings.labels_file else None
     except ConfigError as e:
         raise _fail(str(e)) from e
-    results = [parse_file(f, events, vocabulary=vocabulary).to_json(provenance=provenance) for f in files]
-    print(json.dumps(results, ensure_ascii=False, indent=2))
+    events = events_for_forms(settings)
+    _print_json([parse_file(f, events, vocabulary=vocabulary).to_json(provenance=provenance) for f in files])
 
 
 @app.command()
@@ -188,25 +278,32 @@ def run(
     outbox: OutboxOpt = None,
     db: DbOpt = None,
     now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Run the service: watch the mailbox (IMAP IDLE or polling), answer, remind, send
-    the daily digest. With --once: one pass over the mailbox and the outbox, then exit."""
+    """Run the service, or one pass with --once.
+
+    The service watches the mailbox (IMAP IDLE or polling), answers, reminds and sends
+    the daily digest. With --once: one pass over the mailbox and the outbox, then exit.
+
+    Logs at the config's log_level unless -v or -q is given; the service logs to
+    stdout (for the journal), --once to stderr."""
+    _start(verbose, quiet)
     from mailbot.app import build_app
-    from mailbot.errors import MailboxError
 
     settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
     if not once:
-        from mailbot.daemon import Daemon, setup_logging
+        from mailbot.daemon import Daemon
 
         if now is not None:
             raise _fail("--now only makes sense with --once (the service follows the real clock)")
-        setup_logging(settings.log_level)
+        _logging(settings.log_level, stream=sys.stdout)
         try:
             daemon = Daemon(find_config(config), {"inbox": inbox, "outbox": outbox, "db": db}, settings=settings)
         except ConfigError as e:
             raise _fail(str(e)) from e
         raise typer.Exit(daemon.run())
-    _setup_logging(settings.log_level)
+    _logging(settings.log_level)
     try:
         app_ = build_app(settings, clock=_clock(now, settings))
     except ConfigError as e:
@@ -214,14 +311,14 @@ def run(
     try:
         report = _run_pass(app_)
     except MailboxError as e:
-        raise _fail(f"mailbox: {e}", code=1) from e
+        raise _fail(f"mailbox: {e}", ExitCode.FAILED) from e
     _print_pass(report)
 
 
 def _run_pass(app_: App) -> PassReport:
     from mailbot.app import PassReport
 
-    if not err.is_terminal:
+    if not err.is_terminal or _Verbosity.quiet:
         return app_.run_once()
     report = PassReport()
     with Progress(
@@ -246,11 +343,7 @@ def _print_pass(report: PassReport) -> None:
     d = report.delivery
     scheduled = f"; {len(report.scheduled)} reminder/change mail(s) queued" if report.scheduled else ""
     deferred = f", {d.deferred} left for the next run" if d.deferred else ""
-    err.print(
-        f"pass done: {summary}{scheduled}; mails sent {d.sent}, retrying {d.retried}, "
-        f"failed {d.failed}{deferred}",
-        highlight=False,
-    )
+    note(f"pass done: {summary}{scheduled}; mails sent {d.sent}, retrying {d.retried}, failed {d.failed}{deferred}")
 
 
 @app.command()
@@ -259,66 +352,86 @@ def remind(
     outbox: OutboxOpt = None,
     db: DbOpt = None,
     now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Queue and send what is due at this moment: reminders before events, and notices of
-    events whose date, time or venue changed in the config. Safe to run repeatedly."""
-    from mailbot.app import build_app
+    """Queue and send the reminders and change notices due now.
 
-    settings = _settings(config, outbox=outbox, db=db)
-    _setup_logging(settings.log_level)
-    try:
-        app_ = build_app(settings, clock=_clock(now, settings))
-    except ConfigError as e:
-        raise _fail(str(e)) from e
+    Reminders before events, and notices of events whose date, time or venue changed
+    in the config. Safe to run repeatedly.
+
+    Prints one "queued KIND → ADDRESS" line per mail queued."""
+    _start(verbose, quiet)
+    app_ = _app_for(config, db, now, outbox)
     queued = app_.remind()
     d = app_.deliver()
     for line in queued:
-        out.print(f"queued {line}", highlight=False)
-    err.print(
+        out.print(f"queued {line}", highlight=False, markup=False)
+    note(
         f"{len(queued)} mail(s) queued; sent {d.sent}, retrying {d.retried}, failed {d.failed}"
-        + (f", {d.deferred} left for the next run" if d.deferred else ""),
-        highlight=False,
+        + (f", {d.deferred} left for the next run" if d.deferred else "")
     )
 
 
 @app.command()
 def status(
-    address: Annotated[Optional[str], typer.Option(help="Also show everything from and to this e-mail address.")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        metavar="ADDRESS", help="Also show everything from and to this e-mail address.")] = None,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
+    now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """What the service is doing: last mailbox check, backlog, outbox, next jobs, seats."""
+    """Show what the service is doing.
+
+    Last mailbox check, backlog, outbox, next jobs, seats per event; with --address,
+    everything from and to that address.
+
+    Read-only: when the database does not exist yet it says so (exit 3) and creates
+    nothing."""
+    _start(verbose, quiet)
     from rich.table import Table
     from sqlmodel import Session
 
-    from mailbot.app import system_clock
-    from mailbot.status import collect, render
-    from mailbot.store.db import make_engine, upgrade
+    from mailbot.status import collect, render, to_json
 
     settings = _settings(config, db=db)
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
-    now = system_clock()
-    with Session(engine) as session:
-        report = collect(session, settings, now, address=address)
-    for title, rows in render(report, settings, now):
+    moment = _clock(now, settings)()
+    engine = _existing_db(settings)
+    try:
+        with Session(engine) as session:
+            report = collect(session, settings, moment, address=address)
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(to_json(report, moment))
+        return
+    for title, rows in render(report, settings, moment):
         table = Table(title=title, show_header=any(rows[0]), title_justify="left")
         for column in rows[0]:
             table.add_column(column, overflow="fold")
         for row in rows[1:]:
             table.add_row(*row)
         out.print(table)
-    engine.dispose()
 
 
 @app.command()
 def preview(
-    template: Annotated[str, typer.Argument(help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, updated.")],
-    event: Annotated[Optional[str], typer.Option(help="Event key from the config (else sample data).")] = None,
+    template: Annotated[str, typer.Argument(
+        metavar="KIND",
+        help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, updated.")],
+    event: Annotated[Optional[str], typer.Option(metavar="KEY", help="Event key from the config (else sample data).")] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also print the HTML part.")] = True,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Render one reply template with sample data, as the admin's check after editing it."""
+    """Render a mail template with sample data.
+
+    The admin's check after editing a template (docs/templates.md)."""
+    _start(verbose, quiet)
     from mailbot.replies import event_context
     from mailbot.template_samples import sample_context
     from mailbot.templating import KINDS, Templates
@@ -333,10 +446,8 @@ def preview(
     if event is not None:
         if settings is None:
             raise _fail("--event needs a config file (--config or $MAILBOT_CONFIG)")
-        try:
-            event_data = event_context(settings.event(event))
-        except KeyError as e:
-            raise _fail(f"--event {event!r} is not a configured event key") from e
+        _event_key(settings, event)
+        event_data = event_context(settings.event(event))
     context = sample_context(template, event_data)
     if settings is not None:
         context["signature"] = settings.signature
@@ -355,10 +466,15 @@ def preview(
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the demo writes everything.")] = Path("demo-output"),
+    directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="Where the demo writes everything.")] = Path("demo-output"),
     now: NowOpt = "2016-04-01T09:00",
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Run one full pass over sample messages made by mailbot itself; no servers needed."""
+    """Run the demo over sample mail; no servers needed.
+
+    The samples are made by mailbot itself; everything lands under --dir."""
+    _start(verbose, quiet)
     from mailbot.demo import run_demo
 
     try:
@@ -369,98 +485,129 @@ def demo(
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx, json, or attendance (the list to sign, XLSX + PDF).")] = "csv",
-    event: Annotated[Optional[str], typer.Option(help="Only this event key.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout; required for xlsx).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="FORMAT", help="csv, xlsx, json, or attendance (the list to sign, XLSX + PDF).")] = "csv",
+    event: EventOpt = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", help="File to write (default: stdout; required for xlsx and attendance).")] = None,
     config: ConfigOpt = None,
-    inbox: InboxOpt = None,
-    outbox: OutboxOpt = None,
     db: DbOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Export registrations with their participants, or the attendance list of an event."""
-    from mailbot import export as exp
-    from mailbot.store.db import make_engine, upgrade
+    """Export the participant list, or an attendance list.
+
+    Registrations with their participants as CSV, XLSX or JSON; or, with --format
+    attendance, the list to sign for one event.
+
+    Read-only: a database that does not exist yet is reported (exit 3), not created."""
+    _start(verbose, quiet)
     from sqlmodel import Session
 
-    settings = _settings(config, inbox=inbox, outbox=outbox, db=db)
+    from mailbot import export as exp
+
+    settings = _settings(config, db=db)
     if fmt not in ("csv", "xlsx", "json", "attendance"):
         raise _fail(f"--format {fmt!r}: choose csv, xlsx, json or attendance")
-    if event and event not in {e.key for e in settings.events}:
-        raise _fail(f"--event {event!r} is not a configured event key")
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
-    if fmt == "attendance":
-        from mailbot.attendance import write_attendance
+    _event_key(settings, event)
+    if fmt == "attendance" and (event is None or output is None):
+        raise _fail("--format attendance needs --event KEY and --output STEM (writes STEM.xlsx and STEM.pdf)")
+    if fmt == "xlsx" and output is None:
+        raise _fail("--format xlsx needs --output FILE")
+    engine = _existing_db(settings)
+    try:
+        if fmt == "attendance":
+            from mailbot.attendance import write_attendance
 
-        if event is None or output is None:
-            raise _fail("--format attendance needs --event KEY and --output STEM (writes STEM.xlsx and STEM.pdf)")
+            assert event is not None and output is not None
+            with Session(engine) as session:
+                paths = write_attendance(session, settings.event(event), output)
+            note("wrote " + " and ".join(str(p) for p in paths))
+            return
         with Session(engine) as session:
-            paths = write_attendance(session, settings.event(event), output)
-        err.print("wrote " + " and ".join(str(p) for p in paths), highlight=False)
-        return
-    with Session(engine) as session:
-        rows = exp.load_rows(session, event)
+            rows = exp.load_rows(session, event)
+    finally:
+        engine.dispose()
     if fmt == "xlsx":
-        if output is None:
-            raise _fail("--format xlsx needs --output FILE")
+        assert output is not None
         output.write_bytes(exp.to_xlsx(rows))
-        err.print(f"wrote {len(rows)} registration(s) to {output}", highlight=False)
+        note(f"wrote {len(rows)} registration(s) to {output}")
         return
     text = exp.to_json(rows) if fmt == "json" else exp.to_csv(rows)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(rows)} registration(s) to {output}", highlight=False)
+        note(f"wrote {len(rows)} registration(s) to {output}")
 
 
 @app.command()
 def form(
-    event: Annotated[str, typer.Option(help="Event key from the config.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="docx (content controls) or pdf (fillable).")] = "docx",
+    event: Annotated[str, typer.Option(metavar="KEY", help="Event key from the config.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="docx (content controls) or pdf (fillable).")] = "docx",
     config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Write the blank registration form for an event (header from the config)."""
+    """Write the blank registration form for an event.
+
+    The header (title, date, venue) comes from the config."""
+    _start(verbose, quiet)
     from mailbot.app import event_header
     from mailbot.forms.blank import make_docx, make_pdf
 
     settings = _settings(config)
     if fmt not in ("docx", "pdf"):
         raise _fail(f"--format {fmt!r}: choose docx or pdf")
-    try:
-        ev = settings.event(event)
-    except KeyError as e:
-        raise _fail(f"--event {event!r} is not a configured event key") from e
-    header = event_header(ev)
+    _event_key(settings, event)
+    header = event_header(settings.event(event))
     output.write_bytes(make_docx(header, None, style="controls") if fmt == "docx" else make_pdf(header))
-    err.print(f"wrote {output}", highlight=False)
+    note(f"wrote {output}")
 
 
 def _app_for(config: Path | None, db: str | None, now: str | None, outbox: str | None = None) -> App:
+    """An App for a command that writes (creates the database when needed)."""
     from mailbot.app import build_app
 
     settings = _settings(config, db=db, outbox=outbox)
-    _setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
     try:
         return build_app(settings, clock=_clock(now, settings))
     except ConfigError as e:
         raise _fail(str(e)) from e
 
 
+def _reader_app(config: Path | None, db: str | None) -> App:
+    """An App on a database that must already exist; creates no file or directory."""
+    from mailbot.app import App
+
+    settings = _settings(config, db=db)
+    _existing_db(settings).dispose()
+    try:
+        return App(settings)
+    except ConfigError as e:
+        raise _fail(str(e)) from e
+
+
 @app.command()
 def digest(
-    event: Annotated[Optional[str], typer.Option(help="Only this event key.")] = None,
+    event: EventOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the digests; queue and send nothing.")] = False,
     config: ConfigOpt = None,
     outbox: OutboxOpt = None,
     db: DbOpt = None,
     now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Send the organisers' daily digest now (at most one per event, address and day)."""
+    """Send the organisers' daily digest now.
+
+    At most one per event, address and day."""
+    _start(verbose, quiet)
     from mailbot.digest import run_digest_command
 
     app_ = _app_for(config, db, now, outbox)
+    _event_key(app_.settings, event)
     try:
         out.print(run_digest_command(app_, event, dry_run), markup=False, highlight=False, soft_wrap=True)
     except ConfigError as e:
@@ -473,9 +620,14 @@ def purge(
     config: ConfigOpt = None,
     db: DbOpt = None,
     now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Remove personal data and stored files retention_days after each event (anonymous
-    counts stay). The service does this every night; mail in the mailbox is not touched."""
+    """Remove personal data after the retention period.
+
+    Personal data and stored files go retention_days after each event; anonymous
+    counts stay. The service does this every night; mail in the mailbox is not touched."""
+    _start(verbose, quiet)
     from mailbot.purge import purge as run_purge, render_report
 
     app_ = _app_for(config, db, now)
@@ -484,8 +636,11 @@ def purge(
     out.print(render_report(report), markup=False, highlight=False, soft_wrap=True)
 
 
-ReviewId = Annotated[str, typer.Argument(help="The item's number or its 10-character ref (see `review list`).")]
-NoteOpt = Annotated[Optional[str], typer.Option(help="Why: kept with the decision.")]
+ReviewId = Annotated[str, typer.Argument(
+    metavar="ID", help="The item's number or its 10-character ref (see `review list`).")]
+NoteOpt = Annotated[Optional[str], typer.Option(metavar="TEXT", help="Why: kept with the decision.")]
+RegistrationOpt = Annotated[Optional[str], typer.Option(
+    metavar="CODE", help="The registration code, when the message has several.")]
 
 
 def _review(action: Callable[[], str]) -> None:
@@ -494,71 +649,132 @@ def _review(action: Callable[[], str]) -> None:
     try:
         out.print(action(), markup=False, highlight=False, soft_wrap=True)
     except (ReviewError, ConfigError) as e:
-        raise _fail(str(e)) from e
+        raise _fail(str(e), _code_for(e)) from e
 
 
 @review_app.command("list")
-def review_list(config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Messages waiting for a person, with the reason."""
+def review_list(
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the messages waiting for a person.
+
+    Each with its reason. Read-only."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
-    app_ = _app_for(config, db, None)
-    _review(lambda: rv.render_list(rv.list_open(app_.ingest)))
+    app_ = _reader_app(config, db)
+    items = rv.list_open(app_.ingest)
+    if as_json:
+        _print_json([rv.item_json(i) for i in items])
+        return
+    _review(lambda: rv.render_list(items))
 
 
 @review_app.command("show")
-def review_show(item: ReviewId, config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Everything about one item: headers, reason, attachments and what was read from them."""
+def review_show(
+    item: ReviewId,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show everything about one item.
+
+    Headers, reason, attachments and what was read from them, its registrations with their participants numbered from 1 (the N of fix and
+    confirm), replies and history. Read-only; an unknown ID exits 3."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
-    app_ = _app_for(config, db, None)
+    app_ = _reader_app(config, db)
+    if as_json:
+        try:
+            detail = rv.show(app_.ingest, item)
+        except rv.ReviewError as e:
+            raise _fail(str(e), _code_for(e)) from e
+        _print_json(rv.detail_json(detail))
+        return
     _review(lambda: rv.render_show(rv.show(app_.ingest, item)))
 
 
 @review_app.command("fix")
 def review_fix(
     item: ReviewId,
-    assignments: Annotated[list[str], typer.Argument(help="field=value, e.g. participants[1].email=jan@gmina.pl")],
-    registration: Annotated[Optional[str], typer.Option(help="The registration code, when the message made several.")] = None,
+    assignments: Annotated[list[str], typer.Argument(
+        metavar="FIELD=VALUE",
+        help="e.g. participants[1].email=jan@gmina.pl for the first participant (numbered from 1, "
+             "as in the mails and `review show`); institution.name|address|phone|email, "
+             "participants[N].full_name|position|phone|email, event, workshops, remarks, "
+             "consents.data_processing|newsletter (tak/nie).")],
+    add: Annotated[bool, typer.Option(
+        "--add", help="Let participants[N] one past the last add a person (else refused as a typo).")] = False,
+    registration: RegistrationOpt = None,
     note: NoteOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     outbox: OutboxOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Correct the registration a message made; the participant hears what the pipeline would say."""
+    """Correct the registration a message made.
+
+    The people concerned hear what the pipeline would have said."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
     app_ = _app_for(config, db, None, outbox)
-    _review(lambda: rv.render_result(rv.fix(app_.ingest, item, assignments, registration=registration, note=note)))
+    _review(lambda: rv.render_result(
+        rv.fix(app_.ingest, item, assignments, registration=registration, note=note, add=add)))
     app_.deliver()
 
 
 @review_app.command("confirm")
 def review_confirm(
     item: ReviewId,
-    index: Annotated[Optional[int], typer.Argument(
-        help="N of participants[N] as `review show` lists them; may be left out when one address waits.")] = None,
+    number: Annotated[Optional[int], typer.Argument(
+        metavar="N",
+        help="The participant, numbered from 1 as `review show` lists them; "
+             "may be left out when one address waits.")] = None,
     suggestion: Annotated[bool, typer.Option(
         "--suggestion", help="Take the address the reader suggested instead of the one read.")] = False,
-    registration: Annotated[Optional[str], typer.Option(help="The registration code, when the message has several.")] = None,
+    registration: RegistrationOpt = None,
     note: NoteOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     outbox: OutboxOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Confirm an e-mail address the reader doubted; the participant then gets their own mail."""
+    """Confirm an e-mail address the reader doubted.
+
+    The participant then gets their own mail."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
     app_ = _app_for(config, db, None, outbox)
     _review(lambda: rv.render_result(
-        rv.confirm(app_.ingest, item, index, registration=registration, suggestion=suggestion, note=note)))
+        rv.confirm(app_.ingest, item, number, registration=registration, suggestion=suggestion, note=note)))
     app_.deliver()
 
 
 @review_app.command("accept")
-def review_accept(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None,
-                  outbox: OutboxOpt = None) -> None:
-    """Take it as it is (e.g. a late registration the organisers admit), with the usual mails."""
+def review_accept(
+    item: ReviewId,
+    note: NoteOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    outbox: OutboxOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Take an item as it is, with the usual mails.
+
+    E.g. a late registration the organisers admit."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
     app_ = _app_for(config, db, None, outbox)
@@ -567,8 +783,16 @@ def review_accept(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None
 
 
 @review_app.command("reject")
-def review_reject(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Close it without any mail."""
+def review_reject(
+    item: ReviewId,
+    note: NoteOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Close an item without any mail."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
     app_ = _app_for(config, db, None)
@@ -576,10 +800,20 @@ def review_reject(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None
 
 
 @review_app.command("reprocess")
-def review_reprocess(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = None, db: DbOpt = None,
-                     outbox: OutboxOpt = None) -> None:
-    """Run the message through the pipeline again from its stored copy (e.g. after
-    extending labels_file), with the replies the pipeline sends; nothing goes twice."""
+def review_reprocess(
+    item: ReviewId,
+    note: NoteOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    outbox: OutboxOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Read a message again from its stored copy.
+
+    E.g. after extending labels_file; the replies the pipeline sends are queued,
+    nothing goes twice."""
+    _start(verbose, quiet)
     from mailbot import review as rv
 
     app_ = _app_for(config, db, None, outbox)
@@ -588,14 +822,26 @@ def review_reprocess(item: ReviewId, note: NoteOpt = None, config: ConfigOpt = N
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Apply pending database migrations (also done on every start)."""
+def db_upgrade(config: ConfigOpt = None, db: DbOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Apply pending database migrations.
+
+    Also done on every start; creates the database when there is none."""
+    _start(verbose, quiet)
     from mailbot.store.db import make_engine, upgrade
 
     settings = _settings(config, db=db)
-    upgrade(make_engine(settings.db_url))
-    err.print("database is up to date", highlight=False)
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    engine.dispose()
+    note("database is up to date")
 
 
 def main() -> None:
-    app()
+    """The console script: a MailbotError no command caught still gets its exit code."""
+    try:
+        app()
+    except MailbotError as e:
+        raise SystemExit(int(_fail(str(e), _code_for(e)).exit_code)) from e

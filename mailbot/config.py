@@ -8,23 +8,30 @@ systemd credential (``$CREDENTIALS_DIRECTORY``) that holds it.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mailbot.errors import ConfigError
 from mailbot.net import is_loopback
@@ -32,6 +39,86 @@ from mailbot.net import is_loopback
 DEFAULT_CONFIG_PATH = Path("/etc/mailbot/mailbot.toml")
 ENV_CONFIG = "MAILBOT_CONFIG"
 EventKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+Rule = tuple[str, str]
+"""A broken cross-field rule: (message, hint)."""
+
+
+def _rule_error(rule: Rule) -> PydanticCustomError:
+    """A validation error carrying its hint in ``ctx`` (see :func:`_describe`)."""
+    message, hint = rule
+    return PydanticCustomError("config_rule", message, {"hint": hint})
+
+
+def _email(value: str) -> str:
+    """Syntax only (no DNS): a typo like ``zgloszenia(at)example.pl`` or a domain without
+    a dot would otherwise surface as bounces, or as loop protection that never matches."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as e:
+        raise PydanticCustomError(
+            "email_address",
+            "{value} is not an e-mail address: {reason}",
+            {
+                "value": repr(value),
+                "reason": str(e),
+                "hint": 'write one plain address such as "zgloszenia@example.pl": no display '
+                'name, no "(at)", a domain with a dot',
+            },
+        ) from None
+    return value
+
+
+def _login_name(value: str) -> str:
+    """Login names are often addresses; one that looks like an address must be one."""
+    return _email(value) if "@" in value else value
+
+
+EmailAddress = Annotated[str, AfterValidator(_email)]
+LoginName = Annotated[str, AfterValidator(_login_name)]
+
+
+class Unlimited(int):
+    """``capacity = "unlimited"``: an int larger than any event fills, so seat arithmetic
+    (free = capacity - taken) needs no special case anywhere; prints as "unlimited"."""
+
+    def __new__(cls) -> Unlimited:
+        return super().__new__(cls, 2**31 - 1)
+
+    def __str__(self) -> str:
+        return "unlimited"
+
+    def __repr__(self) -> str:
+        return "UNLIMITED"
+
+
+UNLIMITED = Unlimited()
+
+
+def is_unlimited(capacity: int) -> bool:
+    return isinstance(capacity, Unlimited)
+
+
+_CAPACITY_HINT = 'a number of seats, e.g. capacity = 120, or capacity = "unlimited" for no limit'
+
+
+def _capacity(value: object) -> int:
+    """Seats must be said: a positive whole number, or ``"unlimited"`` in so many words."""
+    if isinstance(value, Unlimited) or (isinstance(value, str) and value.strip().lower() == "unlimited"):
+        return UNLIMITED
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise PydanticCustomError(
+        "capacity",
+        "capacity {value} is neither a positive number of seats nor \"unlimited\"",
+        {"value": repr(value), "hint": _CAPACITY_HINT},
+    )
+
+
+def _dump_capacity(value: int) -> int | str:
+    return "unlimited" if is_unlimited(value) else int(value)
+
+
+Capacity = Annotated[int, PlainValidator(_capacity), PlainSerializer(_dump_capacity)]
 
 
 class _Model(BaseModel):
@@ -47,11 +134,8 @@ class Secret(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Secret:
-        given = [x for x in (self.password_file, self.password_env, self.password_credential) if x]
-        if len(given) > 1:
-            raise ValueError(
-                "give only one of password_file, password_env, password_credential"
-            )
+        for rule in _secret_rules(dict(self)):
+            raise _rule_error(rule)
         return self
 
     @property
@@ -74,6 +158,16 @@ class Secret(_Model):
         if self.password_file:
             return _read_secret(self.password_file, "password file")
         return None
+
+
+def _secret_rules(values: Mapping[str, Any]) -> list[Rule]:
+    given = [k for k in ("password_file", "password_env", "password_credential") if values.get(k)]
+    if len(given) > 1:
+        return [(
+            "give only one of password_file, password_env, password_credential",
+            f"keep one of {', '.join(given)} and remove the other(s)",
+        )]
+    return []
 
 
 def _credential_path(name: str, key: str, env: Mapping[str, str]) -> Path:
@@ -145,8 +239,8 @@ class OAuthSettings(_Model):
 
     @model_validator(mode="after")
     def _one_secret_source(self) -> OAuthSettings:
-        if self.client_secret_file and self.client_secret_credential:
-            raise ValueError("give only one of client_secret_file, client_secret_credential")
+        for rule in _oauth_rules(dict(self)):
+            raise _rule_error(rule)
         return self
 
     def resolve_client_secret(self, env: Mapping[str, str] | None = None) -> str | None:
@@ -164,18 +258,46 @@ class OAuthSettings(_Model):
         return secret
 
 
-def _check_auth(section: str, auth: str, oauth: OAuthSettings | None) -> None:
-    """``auth = "xoauth2"`` needs the ``[<section>.oauth]`` table, and the table needs it."""
+def _oauth_rules(values: Mapping[str, Any]) -> list[Rule]:
+    if values.get("client_secret_file") and values.get("client_secret_credential"):
+        return [(
+            "give only one of client_secret_file, client_secret_credential",
+            "keep one and remove the other",
+        )]
+    return []
+
+
+def _account_rules(section: Literal["mailbox", "outbox"], values: Mapping[str, Any]) -> list[Rule]:
+    """Cross-field rules of ``[mailbox]``/``[outbox]``; also run on the raw table when a
+    field error kept pydantic from reaching them, so every problem shows in one run."""
+    rules: list[Rule] = []
+    kind, auth, oauth = values.get("kind", "maildir"), values.get("auth", "password"), values.get("oauth")
+    if section == "mailbox" and kind == "imap" and not (values.get("host") and values.get("username")):
+        rules.append((
+            "kind = 'imap' needs host and username",
+            'e.g. host = "imap.example.pl" and username = "zgloszenia@example.pl"',
+        ))
+    if section == "outbox" and kind == "smtp" and not values.get("host"):
+        rules.append(("kind = 'smtp' needs host", 'e.g. host = "smtp.example.pl"'))
     if auth == "xoauth2" and oauth is None:
-        raise ValueError(
+        rules.append((
             f"auth = 'xoauth2' needs a [{section}.oauth] table with token_file, token_url "
-            "and client_id"
-        )
+            "and client_id",
+            "see the commented [mailbox.oauth] example in config/mailbot.example.toml",
+        ))
     if auth == "password" and oauth is not None:
-        raise ValueError(
+        rules.append((
             f"[{section}.oauth] is set but auth = 'password'; set auth = 'xoauth2' to log in "
-            "with the token, or remove the table"
-        )
+            "with the token, or remove the table",
+            "",
+        ))
+    if section == "outbox" and kind == "smtp" and auth == "xoauth2" and not values.get("username"):
+        rules.append((
+            "auth = 'xoauth2' needs username: the address of the mailbox the token "
+            "was granted for",
+            'e.g. username = "zgloszenia@example.pl"',
+        ))
+    return rules
 
 
 class Folders(_Model):
@@ -192,7 +314,7 @@ class MailboxSettings(Secret):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Security = "ssl"
-    username: str | None = None
+    username: LoginName | None = None
     ca_file: Path | None = None
     inbox: str = "INBOX"
     batch_size: int = Field(default=100, ge=1, le=1000)
@@ -210,9 +332,8 @@ class MailboxSettings(Secret):
 
     @model_validator(mode="after")
     def _imap_needs_host(self) -> MailboxSettings:
-        if self.kind == "imap" and not (self.host and self.username):
-            raise ValueError("kind = 'imap' needs host and username")
-        _check_auth("mailbox", self.auth, self.oauth)
+        for rule in _account_rules("mailbox", dict(self)):
+            raise _rule_error(rule)
         return self
 
 
@@ -224,12 +345,13 @@ class OutboxSettings(Secret):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Security = "starttls"
-    username: str | None = None
+    username: LoginName | None = None
     ca_file: Path | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
-    from_address: str = "zgloszenia@example.pl"
+    from_address: EmailAddress
+    """The sender of every reply; required: a guessed default would mail as someone else."""
     from_name: str = "Zespół organizacyjny konferencji"
-    bcc: tuple[str, ...] = ()
+    bcc: tuple[EmailAddress, ...] = ()
     max_replies_per_address_per_day: int = Field(default=5, ge=1)
     max_attempts: int = Field(default=8, ge=1)
     max_per_minute: int = Field(default=60, ge=1)
@@ -241,14 +363,8 @@ class OutboxSettings(Secret):
 
     @model_validator(mode="after")
     def _smtp_needs_host(self) -> OutboxSettings:
-        if self.kind == "smtp" and not self.host:
-            raise ValueError("kind = 'smtp' needs host")
-        _check_auth("outbox", self.auth, self.oauth)
-        if self.kind == "smtp" and self.auth == "xoauth2" and not self.username:
-            raise ValueError(
-                "auth = 'xoauth2' needs username: the address of the mailbox the token "
-                "was granted for"
-            )
+        for rule in _account_rules("outbox", dict(self)):
+            raise _rule_error(rule)
         return self
 
 
@@ -289,10 +405,11 @@ class EventSettings(_Model):
     """When the day ends, for calendars; unset means six hours after the start."""
     venue: str = Field(min_length=1)
     address: str = Field(min_length=1)
-    capacity: int = Field(default=100, ge=1)
-    """Seats: confirmed participants beyond it go to the waiting list."""
+    capacity: Capacity
+    """Seats: confirmed participants beyond it go to the waiting list. Required: a
+    number, or ``"unlimited"`` (:data:`UNLIMITED`, an int no event fills)."""
     registration_deadline: dt.date | None = None
-    organisers: tuple[str, ...] = ()
+    organisers: tuple[EmailAddress, ...] = ()
     reminders: tuple[str, ...] = ("7d", "1d")
     """How long before the start reminders go out: "7d", "1d", "12h"."""
 
@@ -303,13 +420,27 @@ class EventSettings(_Model):
             parse_offset(item)
         return value
 
-    @model_validator(mode="after")
-    def _deadline_before_event(self) -> EventSettings:
-        if self.registration_deadline and self.registration_deadline > self.date:
-            raise ValueError("registration_deadline is after the event date")
-        if self.end_time is not None and self.end_time <= self.start_time:
-            raise ValueError("end_time is not after start_time")
-        return self
+    @field_validator("end_time")
+    @classmethod
+    def _ends_after_start(cls, value: dt.time | None, info: ValidationInfo) -> dt.time | None:
+        start = info.data.get("start_time")
+        if value is not None and start is not None and value <= start:
+            raise _rule_error((
+                f"end_time {value} is not after start_time {start}",
+                "the day must end after it starts; remove end_time for six hours after the start",
+            ))
+        return value
+
+    @field_validator("registration_deadline")
+    @classmethod
+    def _deadline_before_event(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        date, key = info.data.get("date"), info.data.get("key", "?")
+        if value is not None and date is not None and value > date:
+            raise _rule_error((
+                f"registration_deadline {value} is after the date of event {key} ({date})",
+                f"set it to {date} or earlier, or remove it to close the day before the event",
+            ))
+        return value
 
     def starts_at(self, tz: ZoneInfo) -> dt.datetime:
         return dt.datetime.combine(self.date, self.start_time, tzinfo=tz)
@@ -338,8 +469,7 @@ class Settings(_Model):
     database_url: str | None = None
     templates_dir: Path | None = None
     labels_file: Path | None = None
-    default_event: str | None = None
-    own_addresses: tuple[str, ...] = ()
+    own_addresses: tuple[EmailAddress, ...] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     signature: str = "Zespół organizacyjny konferencji"
     digest_time: dt.time = dt.time(7, 0)
@@ -349,9 +479,19 @@ class Settings(_Model):
     outbox_seconds: int = Field(default=60, ge=5)
     """How often the daemon delivers queued mail and looks for due reminders."""
     mailbox: MailboxSettings = MailboxSettings()
-    outbox: OutboxSettings = OutboxSettings()
+    outbox: OutboxSettings
+    """Required: at least ``from_address`` (an omitted ``[outbox]`` reports that key)."""
     limits: LimitSettings = LimitSettings()
     events: tuple[EventSettings, ...] = ()
+    default_event: str | None = None
+    """Declared after ``events`` so its check sees them (validation follows this order)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outbox_table(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "outbox" not in data:
+            return {**data, "outbox": {}}  # the error then names outbox.from_address
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -362,17 +502,20 @@ class Settings(_Model):
             raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Warsaw')") from e
         return value
 
-    @model_validator(mode="after")
-    def _events_consistent(self) -> Settings:
-        keys = [e.key for e in self.events]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"event keys must be unique; repeated: {', '.join(dupes)}")
-        if self.default_event and self.default_event not in keys:
-            raise ValueError(
-                f"default_event {self.default_event!r} is not one of the [[events]] keys"
-            )
-        return self
+    @field_validator("events")
+    @classmethod
+    def _unique_keys(cls, value: tuple[EventSettings, ...]) -> tuple[EventSettings, ...]:
+        for rule in _duplicate_key_rules([e.key for e in value]):
+            raise _rule_error(rule)
+        return value
+
+    @field_validator("default_event")
+    @classmethod
+    def _known_default(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "events" in info.data:
+            for rule in _default_event_rules(value, [e.key for e in info.data["events"]]):
+                raise _rule_error(rule)
+        return value
 
     @property
     def tz(self) -> ZoneInfo:
@@ -398,12 +541,36 @@ class Settings(_Model):
         raise KeyError(key)
 
 
+def _duplicate_key_rules(keys: list[str]) -> list[Rule]:
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        return [(
+            f"event keys must be unique; repeated: {', '.join(dupes)}",
+            "give each [[events]] table its own key",
+        )]
+    return []
+
+
+def _default_event_rules(default: object, keys: list[str]) -> list[Rule]:
+    if default and default not in keys:
+        return [(
+            f"default_event {default!r} is not one of the [[events]] keys",
+            f"use one of: {', '.join(keys)}" if keys else "add the event as an [[events]] table",
+        )]
+    return []
+
+
+Severity = Literal["error", "warning", "note"]
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One validation error, addressed by its TOML path, with a hint for the admin."""
+    """One finding, addressed by its TOML path, with a hint saying what to do next."""
 
     path: str
     message: str
+    hint: str = ""
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -415,7 +582,7 @@ class InvalidConfig(ConfigError):
     def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
+        lines = "\n".join(f"  {p}" + (f" ({p.hint})" if p.hint else "") for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s) in the configuration:\n{lines}")
 
 
@@ -436,20 +603,95 @@ def _toml_path(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _hint(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
+_MISSING_HINTS = {
+    "from_address": 'the sender of every reply, e.g. from_address = "zgloszenia@example.pl"',
+    "capacity": _CAPACITY_HINT,
+    "date": "the day of the event, e.g. date = 2016-04-18",
+}
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose table ``loc`` points into (Settings → events → EventSettings …)."""
+    model: type[BaseModel] = Settings
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(item)
+        if field is None:
+            return None
+        inner = _nested_model(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key_hint(loc: tuple[int | str, ...]) -> str:
+    """Did you mean …? The closest option of the same table, by difflib's ratio."""
+    model = _model_at(loc[:-1])
+    known = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return "every option is listed in config/mailbot.example.toml"
+
+
+def _describe(err: Mapping[str, Any], data: Any) -> ConfigProblem:
+    """A pydantic error as the admin should read it: TOML path, message, what to do."""
+    loc = tuple(err["loc"])
+    path = _toml_path(loc, data)
+    kind = str(err.get("type", ""))
     msg = str(err.get("msg", "invalid value"))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    ctx = err.get("ctx") or {}
+    hint = str(ctx.get("hint", ""))
     if kind == "extra_forbidden":
-        return "unknown option; check the spelling against config/mailbot.example.toml"
+        return ConfigProblem(path, f"unknown option `{loc[-1]}`", _unknown_key_hint(loc))
     if kind == "missing":
-        return "required option is missing"
+        name = str(loc[-1]) if loc else ""
+        return ConfigProblem(path, "required option is missing", _MISSING_HINTS.get(name, ""))
     if kind.startswith("date"):
-        return f"{msg}; write dates as 2016-04-18"
-    if kind.startswith("time"):
-        return f"{msg}; write times as 11:00:00"
-    return msg
+        hint = "write dates as 2016-04-18"
+    elif kind.startswith("time"):
+        hint = "write times as 11:00:00"
+    elif kind == "literal_error":
+        hint = f"write one of {ctx.get('expected', 'the values listed in config/mailbot.example.toml')}"
+    return ConfigProblem(path, msg, hint)
+
+
+def _masked_rules(data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """The cross-field rules, run on the raw document: pydantic skips a table's own rules
+    when one of its fields is invalid, and the admin should not learn them a run later."""
+    found: list[ConfigProblem] = []
+    for section in ("mailbox", "outbox"):
+        table = data.get(section)
+        if not isinstance(table, Mapping):
+            continue
+        for message, hint in _secret_rules(table) + _account_rules(section, table):
+            found.append(ConfigProblem(section, message, hint))
+        oauth = table.get("oauth")
+        if isinstance(oauth, Mapping):
+            found += [ConfigProblem(f"{section}.oauth", m, h) for m, h in _oauth_rules(oauth)]
+    events = data.get("events")
+    tables = events if isinstance(events, list) else []
+    keys = [e["key"] for e in tables if isinstance(e, Mapping) and isinstance(e.get("key"), str)]
+    found += [ConfigProblem("events", m, h) for m, h in _duplicate_key_rules(keys)]
+    found += [
+        ConfigProblem("default_event", m, h)
+        for m, h in _default_event_rules(data.get("default_event"), keys)
+    ]
+    return found
 
 
 def settings_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Settings:
@@ -457,10 +699,9 @@ def settings_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Set
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
-        problems = [
-            ConfigProblem(_toml_path(tuple(err["loc"]), data), _hint(err))
-            for err in e.errors()
-        ]
+        problems = [_describe(err, data) for err in e.errors()]
+        seen = {(p.path, p.message) for p in problems}
+        problems += [p for p in _masked_rules(data) if (p.path, p.message) not in seen]
         raise InvalidConfig(source, problems) from e
 
 
@@ -474,8 +715,8 @@ def find_config(explicit: Path | None, env: Mapping[str, str] | None = None) -> 
     return DEFAULT_CONFIG_PATH
 
 
-def load_settings(path: Path) -> Settings:
-    """Read and validate one TOML file."""
+def read_config(path: Path) -> dict[str, Any]:
+    """The parsed TOML document, unvalidated (check-config inspects it even when invalid)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as e:
@@ -486,12 +727,18 @@ def load_settings(path: Path) -> Settings:
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text: {e}") from e
     except tomllib.TOMLDecodeError as e:
-        raise InvalidConfig(str(path), [ConfigProblem("(syntax)", str(e))]) from e
-    return settings_from_dict(data, str(path))
+        raise InvalidConfig(
+            str(path), [ConfigProblem("(syntax)", str(e), "fix the TOML syntax at that line")]
+        ) from e
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate one TOML file."""
+    return settings_from_dict(read_config(path), str(path))
 
 
 def _security_for(scheme: str, host: str, plain: str, implicit: str) -> Security:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import signal
 import sys
 import threading
@@ -39,6 +38,7 @@ from mailbot import sdnotify
 from mailbot.app import App, PassReport, build_app
 from mailbot.config import Settings, apply_overrides, load_settings
 from mailbot.errors import ConfigError, MailboxError
+from mailbot.logsetup import configure
 
 log = logging.getLogger(__name__)
 
@@ -361,29 +361,6 @@ def _dispose(app: App) -> None:
         log.debug("disposing the engine failed", exc_info=True)
 
 
-class JournalFormatter(logging.Formatter):
-    """One line per record, prefixed with its syslog priority (``<3>``) when stdout is
-    the journal, which then files it at that level; no timestamp (journald adds one)."""
-
-    _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-
-    def __init__(self, journal: bool) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
-        self.journal = journal
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record).replace("\n", "\n  ")
-        if self.journal:
-            return f"<{self._PRIORITY.get(record.levelno, 6)}>{text}"
-        return text
-
-
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JournalFormatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level))
-    # APScheduler narrates every job run at INFO; keep its warnings and errors only.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    """The service logs to stdout (the journal) at the config's level."""
+    configure(logging.getLevelNamesMapping().get(level.upper(), logging.INFO), sys.stdout)

@@ -47,7 +47,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailbot import export
-from mailbot.config import EventSettings, Settings
+from mailbot.config import EventSettings, Settings, is_unlimited
 from mailbot.errors import ConfigError
 from mailbot.intent import find_codes, strip_quoted
 from mailbot.mime import MimeLimits, parse_message
@@ -232,7 +232,8 @@ class ReviewItem:
 class Totals:
     capacity: int
     seated: int
-    free: int
+    free: int | None
+    """None: ``capacity = "unlimited"``."""
     waiting: int
     registrations: int
     """Registrations holding seats (confirmed or incomplete)."""
@@ -1004,7 +1005,7 @@ def _build_one(
     totals = Totals(
         capacity=event.capacity,
         seated=seated,
-        free=max(0, event.capacity - seated),
+        free=None if is_unlimited(event.capacity) else max(0, event.capacity - seated),
         waiting=len(waiting),
         registrations=len(holding),
         incomplete=sum(1 for r in holding if r.status == "incomplete"),

@@ -95,8 +95,32 @@ RESOLUTIONS = ("accepted", "rejected", "reprocessed", "fixed")
 
 
 class ReviewError(MailbotError):
-    """The action cannot be done as asked (unknown item, wrong state, invalid value);
-    nothing was changed. The message is meant for the admin."""
+    """The action cannot be done in the item's state (already resolved, purged,
+    withdrawn, nothing to change); nothing was changed. The message is meant for the
+    admin. Subclasses tell a wrong request (exit 2) and an unknown item (exit 3) apart."""
+
+
+class ReviewUsageError(ReviewError):
+    """The request itself is wrong: an invalid value, an unknown field, a participant
+    number the registration does not have."""
+
+
+class ReviewNotFound(ReviewError):
+    """No such message, or no such registration among the message's."""
+
+
+def participant_label(index: int) -> str:
+    """How admins and mails number participants: from 1 ("uczestnik 1")."""
+    return f"participants[{index + 1}]"
+
+
+_CONTRACT_PATH = re.compile(r"^participants\[(\d+)\]")
+
+
+def shown_field(path: str) -> str:
+    """A problem's field as admins read it: the form contract counts participants from
+    0 (``participants[0].email``), ``review`` from 1 like the mails."""
+    return _CONTRACT_PATH.sub(lambda m: participant_label(int(m.group(1))), path)
 
 
 # --- what the commands return ------------------------------------------------------
@@ -134,8 +158,9 @@ class AttachmentView:
 
 @dataclass(frozen=True)
 class PersonView:
-    index: int
-    """The ``N`` of ``participants[N].field`` for ``fix``."""
+    number: int
+    """The ``N`` of ``participants[N].field`` for ``fix`` and of ``confirm ID N``: from
+    1, as the mails number participants ("uczestnik 1")."""
     full_name: str | None
     job_title: str | None
     phone: str | None
@@ -234,7 +259,7 @@ def find_message(session: Session, key: str | int) -> InboundMessage:
     if row is None and text.isdigit() and len(text) < 19:
         row = session.get(InboundMessage, int(text))
     if row is None:
-        raise ReviewError(f"no message {key!r} (give its id or its 10-character ref, see `mailbot review list`)")
+        raise ReviewNotFound(f"no message {key!r} (give its id or its 10-character ref, see `mailbot review list`)")
     return row
 
 
@@ -375,7 +400,7 @@ def _registration_view(session: Session, reg: Registration, relation: str) -> Re
         sender_email=reg.sender_email,
         participants=tuple(
             PersonView(
-                index=i,
+                number=i + 1,
                 full_name=p.full_name,
                 job_title=p.job_title,
                 phone=p.phone,
@@ -507,7 +532,8 @@ _YES = {"tak", "t", "yes", "y", "true", "1", "x"}
 _NO = {"nie", "n", "no", "false", "0", ""}
 FIELDS_HELP = (
     "institution.name|address|phone|email, participants[N].full_name|position|phone|email "
-    "(N counts from 0 as `review show` lists them; the next N adds a person), event, "
+    "(N counts from 1, as the mails and `review show` number participants; with --add the next N "
+    "adds a person), event, "
     "workshops (e.g. A,B or empty), remarks, consents.data_processing|newsletter (tak/nie)"
 )
 
@@ -517,10 +543,17 @@ class Assignment:
     """One validated ``field=value`` of ``review fix``."""
 
     path: str
-    """The field as problems name it: ``institution.phone``, ``participants[1].email``."""
+    """The field as problems name it (the form contract: participants from 0):
+    ``institution.phone``, ``participants[0].email``."""
     value: str | bool | tuple[str, ...] | None
     index: int | None = None
+    """The participant's position from 0; admins write it from 1."""
     name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The field as the admin wrote it (participants from 1)."""
+        return shown_field(self.path)
 
 
 def parse_assignment(text: str, *, events: Sequence[str], workshops: Iterable[str]) -> Assignment:
@@ -529,34 +562,38 @@ def parse_assignment(text: str, *, events: Sequence[str], workshops: Iterable[st
     event or workshop). An empty value clears a field."""
     match = _ASSIGNMENT.match(text)
     if match is None:
-        raise ReviewError(f"{text!r}: expected field=value with field one of {FIELDS_HELP}")
+        raise ReviewUsageError(f"{text!r}: expected field=value with field one of {FIELDS_HELP}")
     raw = match.group("value")
     if match.group("inst"):
         name = match.group("inst")
         return Assignment(f"institution.{name}", _text_value(f"institution.{name}", name, raw), name=name)
     if match.group("person"):
-        index = int(match.group("index"))
+        number = int(match.group("index"))
         name = _PERSON_FIELD.get(match.group("person"), match.group("person"))
-        path = f"participants[{index}].{name}"
-        return Assignment(path, _text_value(path, name, raw), index=index, name=name)
+        if number < 1:
+            raise ReviewUsageError(
+                f"{text!r}: participants are numbered from 1, as in the mails and `review show`"
+            )
+        path = f"participants[{number - 1}].{name}"
+        return Assignment(path, _text_value(f"participants[{number}].{name}", name, raw), index=number - 1, name=name)
     if match.group("consent"):
         name = match.group("consent")
         answer = raw.strip().casefold()
         if answer not in _YES | _NO:
-            raise ReviewError(f"consents.{name}={raw!r}: answer tak or nie")
+            raise ReviewUsageError(f"consents.{name}={raw!r}: answer tak or nie")
         return Assignment(f"consents.{name}", answer in _YES, name=name)
     top = match.group("top")
     if top == "event":
         key = raw.strip()
         if key not in events:
-            raise ReviewError(f"event={raw!r}: not a configured event ({', '.join(events)})")
+            raise ReviewNotFound(f"event={raw!r}: not a configured event ({', '.join(events)})")
         return Assignment("event", key, name="event")
     if top == "workshops":
         known = {w.upper() for w in workshops}
         letters = tuple(sorted({w.strip().upper() for w in re.split(r"[\s,;]+", raw) if w.strip() and w.strip() != "-"}))
         unknown = [w for w in letters if w not in known]
         if unknown:
-            raise ReviewError(f"workshops={raw!r}: no workshop {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ReviewUsageError(f"workshops={raw!r}: no workshop {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return Assignment("workshops", letters, name="workshops")
     return Assignment("remarks", clean_text(raw), name="remarks")
 
@@ -565,12 +602,12 @@ def _text_value(path: str, name: str, raw: str) -> str | None:
     if name == "phone":
         phone, ok = normalize_phone(raw)
         if not ok:
-            raise ReviewError(f"{path}={raw!r}: not a phone number")
+            raise ReviewUsageError(f"{path}={raw!r}: not a phone number")
         return phone
     if name == "email":
         address, ok = normalize_email(raw)
         if not ok:
-            raise ReviewError(f"{path}={raw!r}: not an e-mail address")
+            raise ReviewUsageError(f"{path}={raw!r}: not an e-mail address")
         return address
     return clean_text(raw)
 
@@ -656,7 +693,9 @@ def _blocking(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.code not in NON_BLOCKING_CODES and p.field != "event"]
 
 
-def _edit(form: FormData, edits: Sequence[Assignment]) -> FormData:
+def _edit(form: FormData, edits: Sequence[Assignment], *, add: bool = False) -> FormData:
+    """``form`` with ``edits`` applied. A participant number one past the last adds a
+    person only with ``add`` (a typo must not invent a participant)."""
     inst = dataclasses.replace(form.institution or Institution())
     people = [dataclasses.replace(p) for p in form.participants]
     consents = dataclasses.replace(form.consents or Consents())
@@ -665,12 +704,11 @@ def _edit(form: FormData, edits: Sequence[Assignment]) -> FormData:
         if a.path.startswith("institution."):
             setattr(inst, a.name, a.value)
         elif a.index is not None:
-            if a.index > len(people):
-                raise ReviewError(
-                    f"{a.path}: the registration lists {len(people)} participant(s), "
-                    f"participants[0]–[{len(people) - 1}]; participants[{len(people)}] adds one"
-                    if people
-                    else f"{a.path}: the registration lists nobody yet; participants[0] adds a person"
+            if a.index > len(people) or (a.index == len(people) and not add):
+                listed = f"participants[1]–[{len(people)}]" if people else "nobody yet"
+                raise ReviewUsageError(
+                    f"{a.label}: the registration lists {len(people)} participant(s) ({listed}); "
+                    f"to add one, give {participant_label(len(people))}.… with --add"
                 )
             if a.index == len(people):
                 people.append(FormParticipant())
@@ -701,12 +739,13 @@ def _pick(regs: Sequence[Registration], code: str | None, ref: str) -> Registrat
             if reg.code.upper() == wanted:
                 return reg
         codes = ", ".join(r.code for r in regs) or "none"
-        raise ReviewError(f"registration {code} did not come from message {ref} (its registrations: {codes})")
+        raise ReviewNotFound(f"registration {code} did not come from message {ref} (its registrations: {codes})")
     if not regs:
         raise ReviewError(f"message {ref} created no registration; nothing to fix (reprocess it, or reject it)")
     if len(regs) > 1:
-        raise ReviewError(
-            f"message {ref} created {len(regs)} registrations ({', '.join(r.code for r in regs)}): name one"
+        raise ReviewUsageError(
+            f"message {ref} created {len(regs)} registrations ({', '.join(r.code for r in regs)}): "
+            "name one with --registration CODE"
         )
     return regs[0]
 
@@ -729,9 +768,12 @@ def fix(
     *,
     registration: str | None = None,
     note: str | None = None,
+    add: bool = False,
 ) -> ActionResult:
     """Correct fields of the registration the message created (``registration`` = its
-    code when the message created several), e.g. ``participants[1].email=jan@x.pl``.
+    code when the message created several), e.g. ``participants[1].email=jan@x.pl`` for
+    the first participant (numbered from 1 as in the mails; ``add`` lets the number
+    after the last add a person).
 
     All values are validated first; one invalid value changes nothing. The change is a
     new version of the registration (the previous state kept as for a corrected form).
@@ -740,7 +782,7 @@ def fix(
     ``waitlist``. A needs_review message is resolved as ``fixed`` once its registrations
     are complete and not late (a late one still waits for accept or reject)."""
     if not assignments:
-        raise ReviewError(f"nothing to fix: give field=value pairs ({FIELDS_HELP})")
+        raise ReviewUsageError(f"nothing to fix: give field=value pairs ({FIELDS_HELP})")
     settings = ctx.settings
     now = ctx.now()
     edits = [
@@ -760,7 +802,7 @@ def fix(
             raise ReviewError(f"{reg.code} was purged (retention)")
         attachment = session.get(StoredAttachment, reg.source_attachment_id) if reg.source_attachment_id else None
         before = _form_of(session, reg, attachment.filename if attachment else f"{reg.code} (review)")
-        after = _edit(before, edits)
+        after = _edit(before, edits, add=add)
         if _same(before, after):
             hint = ""
             if any(a.name == "email" for a in edits) and doubts.unconfirmed(session, [reg]):
@@ -953,14 +995,15 @@ def _fix_mails(
 def confirm(
     ctx: IngestContext,
     key: str | int,
-    index: int | None = None,
+    number: int | None = None,
     *,
     registration: str | None = None,
     suggestion: bool = False,
     note: str | None = None,
 ) -> ActionResult:
-    """Settle the unconfirmed address of ``participants[index]`` (as ``review show``
-    numbers them; may be left out when only one address waits) as read — or, with
+    """Settle the unconfirmed address of participant ``number`` (from 1, as ``review
+    show`` and the mails number them; may be left out when only one address waits) as
+    read — or, with
     ``suggestion``, as the reader suggested. The participant gets the first mail of
     their own (``ack``/``waitlist``). A message waiting for review is resolved as
     ``fixed`` once no address of its registrations waits any more. Another address
@@ -975,29 +1018,31 @@ def confirm(
         assert reg.id is not None
         people = list(participants_of(session, reg.id))
         pending = {p.id for _, p in doubts.unconfirmed(session, [reg])}
-        waiting = {i: p for i, p in enumerate(people) if p.id in pending}
-        listed = ", ".join(f"participants[{i}] {p.email}" for i, p in waiting.items()) or "none"
+        waiting = {i + 1: p for i, p in enumerate(people) if p.id in pending}
+        listed = ", ".join(f"participants[{n}] {p.email}" for n, p in waiting.items()) or "none"
         if not waiting:
             raise ReviewError(f"{reg.code} has no unconfirmed e-mail address; nothing to confirm")
-        if index is None:
+        if number is None:
             if len(waiting) > 1:
-                raise ReviewError(f"{reg.code} has {len(waiting)} unconfirmed addresses ({listed}): give N")
-            index = next(iter(waiting))
-        if index not in waiting:
-            raise ReviewError(f"participants[{index}] of {reg.code} has no unconfirmed address (waiting: {listed})")
-        person = waiting[index]
+                raise ReviewUsageError(f"{reg.code} has {len(waiting)} unconfirmed addresses ({listed}): give N")
+            number = next(iter(waiting))
+        if number not in waiting:
+            raise ReviewUsageError(
+                f"participants[{number}] of {reg.code} has no unconfirmed address (waiting: {listed})"
+            )
+        person = waiting[number]
         address = person.email_suggestion if suggestion else person.email
         if not address:
-            raise ReviewError(
-                f"participants[{index}] of {reg.code}: the reader suggested no other address; "
-                f"confirm it as read, or fix participants[{index}].email=…"
+            raise ReviewUsageError(
+                f"participants[{number}] of {reg.code}: the reader suggested no other address; "
+                f"confirm it as read, or fix participants[{number}].email=…"
             )
         change = doubts.settle(session, reg, person, address, by="review", inbound_id=row.id, now=now)
         settled = doubts.Settled()
         settled.add(reg, person, f"{'corrected' if change else 'confirmed'} the e-mail of {person.full_name}", change)
         answering, _ = answering_for(ctx, row)
         out = Queued()
-        notes = [f"{reg.code}: participants[{index}].email {address} {'corrected' if change else 'confirmed'}"]
+        notes = [f"{reg.code}: participants[{number}].email {address} {'corrected' if change else 'confirmed'}"]
         notes += doubts.queue_settled(session, ctx.mailer, settled, answering=answering, reply_to=None,
                                       tell_sender=False, now=now, out=out)
         resolution = row.resolution
@@ -1005,7 +1050,7 @@ def confirm(
             row.resolution = resolution = "fixed"
             row.resolved_at = now
             row.resolution_note = (note or None) and (note or "")[:2000]
-        row.add_history("confirm", now, registration=reg.code, field=f"participants[{index}].email",
+        row.add_history("confirm", now, registration=reg.code, field=f"participants[{number}].email",
                         address=address, replies=out.queued, note=note)
         session.add(row)
         session.commit()
@@ -1218,6 +1263,7 @@ def render_show(detail: ItemDetail) -> str:
         if a.parse_reason:
             lines.append(f"      reason: {a.parse_reason}")
         if a.form is not None and a.parse_status == "ok":
+            lines.append("      read (as `mailbot parse` prints it; its paths count participants from 0):")
             body = json.dumps(a.form, ensure_ascii=False, indent=2)
             lines += ["      " + line for line in body.splitlines()]
     if not detail.attachments:
@@ -1241,12 +1287,12 @@ def render_show(detail: ItemDetail) -> str:
         )
         for p in r.participants:
             lines.append(
-                f"    participants[{p.index}]: {_value(p.full_name)}; {_value(p.job_title)}; "
+                f"    participants[{p.number}]: {_value(p.full_name)}; {_value(p.job_title)}; "
                 f"{_value(p.phone)}; {_value(p.email)} [{p.status}]"
             )
             lines.extend(_doubt_lines(detail.item.id, r, p))
         for pr in r.problems:
-            lines.append(f"    problem {pr.field} ({pr.code}): {pr.message}")
+            lines.append(f"    problem {shown_field(pr.field)} ({pr.code}): {pr.message}")
     if not detail.registrations:
         lines.append("  (none)")
     lines += ["", f"Replies ({len(detail.replies)}):"]
@@ -1279,10 +1325,10 @@ def _doubt_lines(item_id: int, reg: RegistrationView, p: PersonView) -> list[str
         ]
         if p.email_doubt_note:
             lines.append(f"{pad}  reader:    {p.email_doubt_note}")
-        lines.append(f"{pad}  as read:   mailbot review confirm {item_id} {p.index}{reg_opt}")
+        lines.append(f"{pad}  as read:   mailbot review confirm {item_id} {p.number}{reg_opt}")
         if p.email_suggestion:
-            lines.append(f"{pad}  suggested: mailbot review confirm {item_id} {p.index} --suggestion{reg_opt}")
-        lines.append(f"{pad}  other:     mailbot review fix {item_id} participants[{p.index}].email=ADDRESS{reg_opt}")
+            lines.append(f"{pad}  suggested: mailbot review confirm {item_id} {p.number} --suggestion{reg_opt}")
+        lines.append(f"{pad}  other:     mailbot review fix {item_id} participants[{p.number}].email=ADDRESS{reg_opt}")
         return lines
     read = f"; read as {p.email_as_read}" if p.email_as_read and p.email_as_read != p.email else ""
     return [f"{pad}e-mail {p.email_check} ({_value(p.email_settled_by)}){read}"]
@@ -1312,3 +1358,35 @@ def render_result(result: ActionResult) -> str:
         lines.append("No mail queued.")
     return "\n".join(lines)
 
+
+
+# --- JSON (``review list --json``, ``review show --json``) --------------------------------
+# The keys are part of the command line's contract (docs/cli.md): add keys, never rename.
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass values as JSON: times in ISO 8601 with their offset, tuples as lists."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def item_json(item: ReviewItem) -> dict[str, Any]:
+    """One ``review list --json`` entry."""
+    return {str(k): _plain(v) for k, v in dataclasses.asdict(item).items()}
+
+
+def detail_json(detail: ItemDetail) -> dict[str, Any]:
+    """``review show --json``: the text's content. Participants carry ``number`` (from 1,
+    as ``fix`` and ``confirm`` take it); problem ``field`` paths use the same numbering,
+    except inside ``attachments[].form``, which is ``mailbot parse``'s contract."""
+    data = {str(k): _plain(v) for k, v in dataclasses.asdict(detail).items()}
+    for reg in data["registrations"]:
+        for problem in reg["problems"]:
+            problem["field"] = shown_field(problem["field"])
+    data["headers"] = [{"name": name, "value": value} for name, value in detail.headers]
+    return data

@@ -5,7 +5,8 @@ status is ``confirmed`` and their registration is neither cancelled nor late. Se
 in the order people first appeared on a form (``registered_at``, then form order); the
 rest wait, and the first of them moves up as soon as someone withdraws or the organisers
 raise the capacity. An incomplete registration holds its seats: the person meant to come,
-only a phone number is missing.
+only a phone number is missing. ``capacity = "unlimited"`` arrives as
+:data:`~mailbot.config.UNLIMITED`: nobody ever waits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from mailbot.config import is_unlimited
 from mailbot.store.tables import Participant, Registration
 
 HOLDING = ("confirmed", "incomplete")
@@ -34,6 +36,13 @@ def seats_taken(session: Session, event_key: str) -> int:
         )
     ).one()
     return int(count)
+
+
+def free_seats(session: Session, event_key: str, capacity: int) -> int | None:
+    """Seats still free (never negative after the capacity was lowered); None: unlimited."""
+    if is_unlimited(capacity):
+        return None
+    return max(0, capacity - seats_taken(session, event_key))
 
 
 def _waiting(session: Session, event_key: str) -> Sequence[Participant]:
@@ -59,12 +68,13 @@ def allocate(
         person.status = "pending"  # counted neither as seated nor as waiting, yet
         session.add(person)
     session.flush()
-    free = capacity - seats_taken(session, event_key)
+    free = free_seats(session, event_key, capacity)
     queue_exists = bool(_waiting(session, event_key))
     for person in people:
-        if free > 0 and not queue_exists:
+        if (free is None or free > 0) and not queue_exists:
             person.status = "confirmed"
-            free -= 1
+            if free is not None:
+                free -= 1
         else:
             person.status = "waitlisted"
             queue_exists = True
@@ -85,9 +95,9 @@ def waitlist_position(session: Session, person: Participant, event_key: str) -> 
 def promote(session: Session, event_key: str, capacity: int, now: dt.datetime) -> list[Participant]:
     """Move people up from the waiting list while seats are free; returns them."""
     session.flush()
-    free = capacity - seats_taken(session, event_key)
+    free = free_seats(session, event_key, capacity)
     promoted: list[Participant] = []
-    if free <= 0:
+    if free == 0:
         return promoted
     for person in _waiting(session, event_key)[:free]:
         person.status = "confirmed"

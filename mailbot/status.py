@@ -4,19 +4,30 @@ Read-only, from the database alone (works while the service runs: SQLite is in W
 mode): when the mailbox was last checked and with what error, what waits in review,
 the outbox queue and its last error, the next scheduled jobs, seats per event — and,
 for one address, every message from it and every mail to it with its delivery state.
+
+Read-only also means it never creates anything: :func:`open_existing` refuses a
+database that is not there (a relative ``state_dir`` would otherwise sprout a fresh
+database under whatever directory the admin happens to be in).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, func
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from mailbot.config import Settings
+from mailbot.errors import ConfigError, MailbotError
 from mailbot.seats import HOLDING, seats_taken
 from mailbot.store.tables import (
     AddressStatus,
@@ -28,6 +39,49 @@ from mailbot.store.tables import (
 )
 
 JOBS_TABLE = "apscheduler_jobs"
+
+
+class NoDatabase(MailbotError):
+    """There is no mailbot database at the configured URL (nothing was created)."""
+
+
+class OutdatedDatabase(MailbotError):
+    """The database predates this mailbot's schema; a read-only command does not migrate."""
+
+
+def open_existing(url: str) -> Engine:
+    """An engine on the mailbot database at ``url``, which must exist and be migrated.
+
+    Never creates a file, a directory or a table (``make_engine`` and ``upgrade`` do,
+    for the commands that write)."""
+    from mailbot.store.db import alembic_config, make_engine
+
+    try:
+        parsed = make_url(url)
+    except Exception as e:
+        raise ConfigError(f"database_url {url!r} is not a valid SQLAlchemy URL") from e
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise NoDatabase(
+                f"no database at {Path(path).resolve() if path else shown}: mailbot has not run with this config yet "
+                "(`mailbot run` or `mailbot db upgrade` creates it; check --config, --db or state_dir)"
+            )
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if current is None:
+        engine.dispose()
+        raise NoDatabase(f"{shown} holds no mailbot tables (`mailbot db upgrade` creates them)")
+    if current != head:
+        engine.dispose()
+        raise OutdatedDatabase(
+            f"{shown} is at schema revision {current}, this mailbot needs {head}: "
+            "run `mailbot db upgrade` (the service also does it when it starts)"
+        )
+    return engine
 
 
 @dataclass(frozen=True)
@@ -226,3 +280,41 @@ def _ago(delta: dt.timedelta) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} days ago"
+
+
+def to_json(status: Status, now: dt.datetime) -> dict[str, Any]:
+    """``status --json``. The keys are part of the command line's contract
+    (docs/cli.md): add keys, never rename. Times are ISO 8601 with their offset."""
+
+    def iso(value: dt.datetime | dt.date | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    t = status.trace
+    return {
+        "now": iso(now),
+        "mailboxes": [
+            {"source": m.source, "last_check_at": iso(m.last_check_at), "last_error": m.last_error}
+            for m in status.mailboxes
+        ],
+        "messages_today": dict(sorted(status.outcomes_today.items())),
+        "review_open": status.review_open,
+        "unfiled": status.unfiled,
+        "outbox": dict(sorted(status.outbox.items())),
+        "oldest_unsent_at": iso(status.oldest_queued),
+        "last_delivery_error": status.last_delivery_error,
+        "jobs": [{"id": job, "next_run_at": iso(at)} for job, at in status.jobs],
+        "events": [{**dataclasses.asdict(e), "date": e.date.isoformat()} for e in status.events],
+        "address": None if t is None else {
+            "address": t.address,
+            "bouncing": t.bouncing,
+            "bounce_reason": t.bounce_reason,
+            "inbound": [
+                {"received_at": iso(at), "ref": ref, "outcome": outcome, "reason": reason}
+                for at, ref, outcome, reason in t.inbound
+            ],
+            "outbound": [
+                {"queued_at": iso(at), "kind": kind, "subject": subject, "status": state, "last_error": error}
+                for at, kind, subject, state, error in t.outbound
+            ],
+        },
+    }

@@ -9,7 +9,10 @@
   endpoint + introspection) that Dovecot and the sink check XOAUTH2 bearer tokens with.
 
 A missing ``dovecot`` or ``openssl`` makes these fixtures FAIL, never skip: CI must
-install them, and a silently skipped integration suite proves nothing.
+install them, and a silently skipped integration suite proves nothing. A test that uses
+one of them (or PostgreSQL's) is marked ``integration`` here, so ``./dev test --quick``
+(``-m "not integration and not slow and not system"``) leaves it out without each
+module having to remember the marker.
 """
 
 from __future__ import annotations
@@ -42,6 +45,21 @@ except ImportError:
         make_temp_root,
         make_test_ca,
     )
+
+
+SERVER_FIXTURES = frozenset(
+    {
+        "server_root", "test_ca", "oauth_server", "oauth", "dovecot_server", "dovecot",
+        "smtp_sink_server", "smtp_server", "postgres_server", "postgres_url",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a real server (directly or through a fixture)."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -154,18 +154,20 @@ def test_wording_of_the_form(style: Style) -> None:
 
 def test_same_text_as_the_organisers_blank_forms() -> None:
     """Our blank copies read exactly like the organisers' own (paragraphs and cells)."""
-    from pathlib import Path
+    try:
+        from tests.shared import BLANK, HAS_BLANK, REASON
+    except ImportError:
+        from shared import BLANK, HAS_BLANK, REASON  # type: ignore[no-redef]
 
-    blank_dir = Path(__file__).resolve().parents[2] / "shared" / "forms" / "blank"
     pairs: list[tuple[Style, str]] = [
         ("table", "zgloszenie-opole-2016.docx"),
         ("controls", "zgloszenie-opole-2016-kontrolki.docx"),
     ]
-    if not blank_dir.is_dir():
-        pytest.skip("organisers' blank forms (../shared) not present")
+    if not HAS_BLANK:
+        pytest.skip(REASON)
     for style, name in pairs:
         ours = all_text(make_docx(OPOLE, style=style))
-        theirs = all_text((blank_dir / name).read_bytes())
+        theirs = all_text((BLANK / name).read_bytes())
         assert ours == theirs, name
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from mailbot.templating import KINDS
+from tests.shared import EXAMPLES, needs_examples
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO.parent / "shared" / "forms" / "examples"
 DEMO = REPO / "config" / "demo.toml"
 
 
@@ -90,7 +90,43 @@ def test_the_demo_refuses_to_wipe_a_directory_it_did_not_create(tmp_path: Path) 
     assert (tmp_path / "precious.txt").exists()
 
 
+def _filled_forms(tmp_path: Path) -> tuple[Path, Path]:
+    """A .docx and a fillable .pdf with five people, as the organisers' copies come back."""
+    from mailbot.forms.blank import FilledValues, make_docx, make_pdf
+    from mailbot.forms.model import Consents, Institution, Participant
+    from tests.forms.cycle import OPOLE
+
+    values = FilledValues(
+        institution=Institution("Urząd Miejski w Brzegu", "ul. Robotnicza 12, 49-300 Brzeg", "77 416 03 00", "um@brzeg.pl"),
+        participants=[
+            Participant(f"Osoba Numer{i}", "Inspektor", f"60{i} 100 200", f"osoba{i}@brzeg.pl") for i in range(1, 6)
+        ],
+        workshops={"A"},
+        remarks=None,
+        consents=Consents(True, False),
+        place_date="Brzeg, 8.04.2016",
+    )
+    docx, pdf = tmp_path / "zgloszenie_UM_Brzeg.docx", tmp_path / "zgloszenie_UM_Prudnik.pdf"
+    docx.write_bytes(make_docx(OPOLE, values, style="table", rows=5))
+    pdf.write_bytes(make_pdf(OPOLE, values))
+    return docx, pdf
+
+
 def test_parse_prints_one_json_document_per_file_in_argument_order(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.docx"
+    junk.write_bytes(b"this is not a zip at all")
+    docx, pdf = _filled_forms(tmp_path)
+    proc = mailbot("parse", str(docx), str(junk), str(pdf), "--config", str(DEMO))
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert [d["file"] for d in docs] == ["zgloszenie_UM_Brzeg.docx", "notes.docx", "zgloszenie_UM_Prudnik.pdf"]
+    assert [d["status"] for d in docs] == ["ok", "unreadable", "ok"]
+    assert docs[0]["event"] == "opole-2016" and len(docs[0]["participants"]) == 5
+    assert docs[2]["event"] == "opole-2016" and len(docs[2]["participants"]) == 5
+
+
+@needs_examples
+def test_parse_reads_the_organisers_examples(tmp_path: Path) -> None:
     junk = tmp_path / "notes.docx"
     junk.write_bytes(b"this is not a zip at all")
     files = [EXAMPLES / "zgloszenie_UM_Brzeg.docx", junk, EXAMPLES / "zgloszenie_UM_Prudnik.pdf"]
@@ -170,7 +206,7 @@ def test_the_operators_commands_work_on_the_demo_database(tmp_path: Path) -> Non
     rejected = mailbot("review", "reject", ref.group(1), "--note", "odpowiedziano telefonicznie", *db)
     assert rejected.returncode == 0, rejected.stderr
     assert "3 message(s) wait for review" in mailbot("review", "list", *db).stdout
-    assert mailbot("review", "show", "no-such-item", *db).returncode == 2
+    assert mailbot("review", "show", "no-such-item", *db).returncode == 3  # not found (was 2 before exit codes were split)
 
     digest = mailbot("digest", "--dry-run", "--event", "opole-2016", "--now", "2016-04-11T07:00", *db)
     assert digest.returncode == 0, digest.stderr

@@ -50,14 +50,14 @@ def test_review_show_gives_both_readings_and_confirm_takes_the_suggestion(conv: 
     row = registration_message(conv)
     app = conv.app(at(2))
     shown = rv.render_show(rv.show(app.ingest, row.ref))
-    assert f"participants[0]: Jan Kowalski; Inspektor; +48774000011; {READ} [confirmed]" in shown
+    assert f"participants[1]: Jan Kowalski; Inspektor; +48774000011; {READ} [confirmed]" in shown
     assert "e-mail UNCONFIRMED" in shown
     assert f"as read:   {READ}" in shown and f"suggested: {MEANT}" in shown
-    assert f"mailbot review confirm {row.id} 0 --suggestion" in shown
-    assert f"mailbot review fix {row.id} participants[0].email=ADDRESS" in shown
+    assert f"mailbot review confirm {row.id} 1 --suggestion" in shown
+    assert f"mailbot review fix {row.id} participants[1].email=ADDRESS" in shown
 
-    with pytest.raises(rv.ReviewError, match="no unconfirmed address"):
-        rv.confirm(app.ingest, row.ref, 1)
+    with pytest.raises(rv.ReviewUsageError, match="no unconfirmed address"):
+        rv.confirm(app.ingest, row.ref, 2)  # Anna, second on the form: nothing in doubt
     result = rv.confirm(app.ingest, row.ref, suggestion=True, note="telefonicznie")
     assert result.replies == (f"ack → {MEANT}",)
     app.deliver()
@@ -75,11 +75,11 @@ def test_review_fix_of_the_address_settles_it_and_acks_once(conv: Conversation) 
     row = registration_message(conv)
     app = conv.app(at(2))
     with pytest.raises(rv.ReviewError, match="review confirm"):
-        rv.fix(app.ingest, row.ref, [f"participants[0].email={READ}"])
+        rv.fix(app.ingest, row.ref, [f"participants[1].email={READ}"])
     # A fix of something else keeps the doubt.
-    rv.fix(app.ingest, row.ref, ["participants[0].phone=77 400 00 99"])
+    rv.fix(app.ingest, row.ref, ["participants[1].phone=77 400 00 99"])
     assert jan(conv).email_check == "unconfirmed"
-    result = rv.fix(app.ingest, row.ref, ["participants[0].email=jan.k@nysa.pl"])
+    result = rv.fix(app.ingest, row.ref, ["participants[1].email=jan.k@nysa.pl"])
     assert "ack → jan.k@nysa.pl" in result.replies
     app.deliver()
     assert kinds(conv.sent()) == [("ack", "jan.k@nysa.pl")]
@@ -95,7 +95,7 @@ def test_an_unclear_reply_is_settled_from_the_review_queue(conv: Conversation) -
     (item,) = rv.list_open(app.ingest)
     shown = rv.render_show(rv.show(app.ingest, item.id))
     assert "(replies of this message were about it)" in shown and "e-mail UNCONFIRMED" in shown
-    done = rv.confirm(app.ingest, item.id, 0)
+    done = rv.confirm(app.ingest, item.id, 1)
     assert done.resolution == "fixed" and done.replies == (f"ack → {READ}",)
     assert rv.list_open(app.ingest) == []
 

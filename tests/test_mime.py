@@ -15,8 +15,10 @@ import pytest
 
 from mailbot.mime import MimeLimits, ParsedMessage, parse_message
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OTHER = SHARED / "corpus" / "other"
+try:
+    from tests.shared import corpus_file
+except ImportError:
+    from shared import corpus_file  # type: ignore[no-redef]
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FAKE_DOCX = b"PK\x03\x04" + b"word/document.xml" + bytes(range(256)) * 4
 FAKE_PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
@@ -507,7 +509,7 @@ def test_corrupt_or_encrypted_zip_does_not_raise() -> None:
 def test_macos_zip_from_corpus() -> None:
     parsed = parse_message(
         _with_file(
-            (OTHER / "mail-test-pdf-macos.zip").read_bytes(),
+            corpus_file("other/mail-test-pdf-macos.zip").read_bytes(),
             "test.zip",
             "application",
             "zip",
@@ -743,7 +745,7 @@ def _tnef_mail(data: bytes) -> bytes:
 
 
 def test_tnef_quick_winmail_surfaces_attachments() -> None:
-    parsed = parse_message(_tnef_mail((OTHER / "poi-quick-winmail.dat").read_bytes()))
+    parsed = parse_message(_tnef_mail(corpus_file("other/poi-quick-winmail.dat").read_bytes()))
     names = [a.filename for a in parsed.attachments]
     assert names == ["quick.doc", "quick.html", "quick.pdf", "quick.txt", "quick.xml"]
     pdf = parsed.attachments[2]
@@ -755,13 +757,13 @@ def test_tnef_quick_winmail_surfaces_attachments() -> None:
 
 
 def test_tnef_umlaut_filename() -> None:
-    parsed = parse_message(_tnef_mail((OTHER / "tnefparse-umlaut.tnef").read_bytes()))
+    parsed = parse_message(_tnef_mail(corpus_file("other/tnefparse-umlaut.tnef").read_bytes()))
     assert "UmlautAnhang-äüö.txt" in [a.filename for a in parsed.attachments]
 
 
 def test_tnef_memory_bomb_gives_warning_not_exception() -> None:
     start = time.perf_counter()
-    parsed = parse_message(_tnef_mail((OTHER / "poi-oom.tnef").read_bytes()))
+    parsed = parse_message(_tnef_mail(corpus_file("other/poi-oom.tnef").read_bytes()))
     assert time.perf_counter() - start < 1
     assert parsed.attachments == ()
     assert any(
@@ -770,7 +772,7 @@ def test_tnef_memory_bomb_gives_warning_not_exception() -> None:
 
 
 def test_tnef_as_the_whole_message() -> None:
-    data = (OTHER / "poi-quick-winmail.dat").read_bytes()
+    data = corpus_file("other/poi-quick-winmail.dat").read_bytes()
     raw = _raw_mail(
         "From: a@example.pl\nSubject: cały TNEF\nMIME-Version: 1.0\n"
         'Content-Type: application/ms-tnef; name="winmail.dat"\nContent-Transfer-Encoding: base64',

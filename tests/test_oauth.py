@@ -303,9 +303,14 @@ def oauth_table(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+def with_sender(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` plus the required outbox.from_address, so only the problem under test shows."""
+    return {**data, "outbox": {"from_address": USER, **data.get("outbox", {})}}
+
+
 def problems(data: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        settings_from_dict(data)
+        settings_from_dict(with_sender(data))
     return [str(p) for p in info.value.problems]  # type: ignore[attr-defined]
 
 
@@ -352,7 +357,7 @@ def test_config_xoauth2_needs_its_oauth_table_and_vice_versa(tmp_path: Path) -> 
     )
     assert problem == "mailbox.oauth: give only one of client_secret_file, client_secret_credential"
 
-    ok = settings_from_dict(
+    ok = settings_from_dict(with_sender(
         {
             "mailbox": {
                 **imap,
@@ -363,7 +368,7 @@ def test_config_xoauth2_needs_its_oauth_table_and_vice_versa(tmp_path: Path) -> 
                 ),
             }
         }
-    )
+    ))
     assert ok.mailbox.oauth is not None and ok.mailbox.oauth.client_id == "00000000-aaaa"
 
 
@@ -584,6 +589,7 @@ def test_smtp_through_config_and_factory(
             "port": smtp_server.port,
             "security": "starttls",
             "username": USER,
+            "from_address": USER,
             "ca_file": str(smtp_server.ca_file),
             "auth": "xoauth2",
             "oauth": {

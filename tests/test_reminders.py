@@ -105,10 +105,10 @@ def test_offsets_parse_and_their_labels_read_back() -> None:
 def test_a_misspelt_offset_is_refused_by_its_toml_path_with_an_example(bad: str) -> None:
     event = {
         "key": "opole-2016", "title": "Konferencja", "city": "Opole", "date": "2016-04-18",
-        "venue": "Sala Herbowa", "address": "ul. Piastowska 14", "reminders": ["1d", bad],
+        "venue": "Sala Herbowa", "address": "ul. Piastowska 14", "capacity": 120, "reminders": ["1d", bad],
     }
     with pytest.raises(InvalidConfig) as exc:
-        settings_from_dict({"events": [event]})
+        settings_from_dict({"outbox": {"from_address": "zgloszenia@example.pl"}, "events": [event]})
     (problem,) = exc.value.problems
     assert problem.path == "events[opole-2016].reminders"
     assert repr(bad) in problem.message and '"7d"' in problem.message

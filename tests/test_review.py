@@ -217,11 +217,11 @@ def test_list_and_show_a_late_registration(tmp_path: Path) -> None:
     assert [p["full_name"] for p in att.form["participants"]] == [ANNA[0], JAN[0]]
     (reg,) = detail.registrations
     assert reg.relation == "source" and reg.status == "late" and reg.event_key == "opole-2016"
-    assert [(p.index, p.full_name, p.status) for p in reg.participants] == [(0, ANNA[0], "late"), (1, JAN[0], "late")]
+    assert [(p.number, p.full_name, p.status) for p in reg.participants] == [(1, ANNA[0], "late"), (2, JAN[0], "late")]
     assert [(r.kind, r.to) for r in detail.replies] == [("closed", SECRETARY)]
     text = review.render_show(detail)
     for expected in (item.ref, "late registration", "zgloszenie.docx", '"full_name": "Anna Kowalska"',
-                     reg.code, "participants[1]: Jan Nowak", "closed → " + SECRETARY):
+                     reg.code, "participants[2]: Jan Nowak", "closed → " + SECRETARY):
         assert expected in text
     assert review.render_list([]) == "Nothing waits for review."
     # Read again, the form would correct its own registration: fix, accept or reject it.
@@ -319,13 +319,18 @@ def test_fix_that_completes_a_registration_sends_the_updated_mail_a_corrected_fo
     app = conv.app(at(2))
 
     with pytest.raises(review.ReviewError, match="not an e-mail address"):
-        review.fix(app.ingest, first.ref, ["participants[1].email=jan(at)testowo"])
-    with pytest.raises(review.ReviewError, match="participants\\[2\\] adds one"):
+        review.fix(app.ingest, first.ref, ["participants[2].email=jan(at)testowo"])
+    # Numbered from 1 as in the mails; one past the last adds a person only with --add.
+    with pytest.raises(review.ReviewUsageError, match="participants\\[1\\]–\\[2\\].*participants\\[3\\].* with --add"):
         review.fix(app.ingest, first.ref, ["participants[3].email=x@testowo.example.pl"])
+    with pytest.raises(review.ReviewUsageError, match="with --add"):
+        review.fix(app.ingest, first.ref, ["participants[4].email=x@testowo.example.pl"], add=True)
+    with pytest.raises(review.ReviewUsageError, match="numbered from 1"):
+        review.fix(app.ingest, first.ref, ["participants[0].email=x@testowo.example.pl"])
     with pytest.raises(review.ReviewError, match="expected field=value"):
-        review.fix(app.ingest, first.ref, ["participants[1].shoe_size=44"])
-    result = review.fix(app.ingest, first.ref, ["participants[1].email= JAN@Testowo.Example.PL",
-                                                 "participants[1].phone=601 442 318"])
+        review.fix(app.ingest, first.ref, ["participants[2].shoe_size=44"])
+    result = review.fix(app.ingest, first.ref, ["participants[2].email= JAN@Testowo.Example.PL",
+                                                 "participants[2].phone=601 442 318"])
     assert any("status incomplete → confirmed" in n for n in result.notes)
     conv.run(at(2))
     fixed_mails = conv.sent()
@@ -354,7 +359,7 @@ def test_fix_that_completes_a_registration_sends_the_updated_mail_a_corrected_fo
         assert json.loads(reg.problems_json) == []
     # A second identical fix changes nothing and sends nothing.
     with pytest.raises(review.ReviewError, match="already has these values"):
-        review.fix(app.ingest, first.ref, ["participants[1].phone=+48 601 442 318"])
+        review.fix(app.ingest, first.ref, ["participants[2].phone=+48 601 442 318"])
     conv.run(at(3))
     assert conv.sent() == []
 
@@ -366,7 +371,7 @@ def test_fix_of_a_late_registration_then_accept(tmp_path: Path) -> None:
     conv.sent()
     app = conv.app(at(15, 10))
     item = only_item(app)
-    result = review.fix(app.ingest, item.id, [f"participants[1].email={JAN[1]}", "workshops=A,b",
+    result = review.fix(app.ingest, item.id, [f"participants[2].email={JAN[1]}", "workshops=A,b",
                                               "institution.name=Urząd Gminy Testowo Wielkie",
                                               "consents.newsletter=tak"])
     assert result.resolution is None and result.replies == ()  # still late: accept decides
@@ -413,9 +418,9 @@ def test_parse_assignment_validates_like_the_reader() -> None:
     events, workshops = ["opole-2016"], ["A", "B"]
     parse = review.parse_assignment
     assert parse("institution.phone=(077) 4080500", events=events, workshops=workshops).value == "+48774080500"
-    assert parse("participants[0].name=  Anna   Kowalska ", events=events, workshops=workshops).path == (
-        "participants[0].full_name"
-    )
+    first = parse("participants[1].name=  Anna   Kowalska ", events=events, workshops=workshops)
+    # Admins number from 1; the path is the form contract's (from 0), as problems name it.
+    assert (first.path, first.index, first.label) == ("participants[0].full_name", 0, "participants[1].full_name")
     assert parse("workshops=", events=events, workshops=workshops).value == ()
     assert parse("consents.data_processing=TAK", events=events, workshops=workshops).value is True
     assert parse("remarks=", events=events, workshops=workshops).value is None

@@ -37,9 +37,12 @@ from mailbot.forms.sniff import sniff
 
 from .cycle import EVENTS, OPOLE, TITLE
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-OTHER = SHARED / "corpus" / "other"
-ENCRYPTED = OTHER / "poi-password_tika_binaryrc4.doc"
+try:
+    from tests.shared import corpus_file, corpus_files, corpus_id
+except ImportError:
+    from shared import corpus_file, corpus_files, corpus_id  # type: ignore[no-redef]
+
+ENCRYPTED = "other/poi-password_tika_binaryrc4.doc"
 VALUES = FilledValues(
     institution=Institution(
         name="Urząd Miejski w Brzezinie Opolskiej",
@@ -336,16 +339,16 @@ def test_word_rtf_check_boxes_are_read() -> None:
 
 
 def _legacy_corpus() -> list[Path]:
-    return sorted(
+    """The corpus's legacy documents: tests/data's always, ../shared's when present."""
+    return [
         p
-        for p in OTHER.iterdir()
-        if p.is_file()
-        and sniff(p.read_bytes()) in {"doc", "rtf", "wordml", "wordperfect"}
-    )
+        for p in corpus_files("other")
+        if sniff(p.read_bytes()) in {"doc", "rtf", "wordml", "wordperfect"}
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _legacy_corpus(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _legacy_corpus(), ids=corpus_id)
 def test_corpus_document_gets_a_clear_status(path: Path) -> None:
     soffice()
     got = parse_file(path, EVENTS)
@@ -360,7 +363,7 @@ def test_corpus_has_the_legacy_documents() -> None:
 
 
 def test_encrypted_doc_is_refused_before_libreoffice_runs() -> None:
-    got = parse_file(ENCRYPTED, EVENTS)
+    got = parse_file(corpus_file(ENCRYPTED), EVENTS)
     assert (got.status, got.format) == ("unreadable", "doc")
     assert got.reason and "encrypted" in got.reason
 
@@ -503,20 +506,20 @@ def test_wordperfect_is_sniffed_by_its_magic() -> None:
     assert sniff(b"\xffWPC\x10\x00\x00\x00\x01\x0a" + b"\x00" * 20) == "wordperfect"
     wpg_image = b"\xffWPC\x10\x00\x00\x00\x01\x16" + b"\x00" * 20
     assert sniff(wpg_image) == "unknown"
-    wp42 = (OTHER / "tika-testWordPerfect_42.doc").read_bytes()
+    wp42 = corpus_file("other/tika-testWordPerfect_42.doc").read_bytes()
     assert sniff(wp42) == "unknown"  # WordPerfect 4.2 has no magic
 
 
 def test_fib_reader_picks_the_import_filter() -> None:
-    assert _doc_filter((OTHER / "poi-Word95.doc").read_bytes()) == "MS Word 95"
-    assert _doc_filter((OTHER / "poi-innertable.doc").read_bytes()) == "MS Word 97"
+    assert _doc_filter(corpus_file("other/poi-Word95.doc").read_bytes()) == "MS Word 95"
+    assert _doc_filter(corpus_file("other/poi-innertable.doc").read_bytes()) == "MS Word 97"
     with pytest.raises(FormError, match="encrypted"):
-        _doc_filter(ENCRYPTED.read_bytes())
+        _doc_filter(corpus_file(ENCRYPTED).read_bytes())
 
 
 def test_fib_reader_survives_damaged_compound_files() -> None:
     rng = random.Random(7)
-    original = (OTHER / "poi-innertable.doc").read_bytes()
+    original = corpus_file("other/poi-innertable.doc").read_bytes()
     for _ in range(300):
         data = bytearray(original[: rng.choice([512, 1024, 4096, len(original)])])
         for _ in range(rng.randint(1, 20)):

@@ -14,7 +14,15 @@ import pypdf
 import pytest
 
 from mailbot.forms import DEFAULT_LIMITS, parse_bytes, parse_file
+from mailbot.forms.blank import make_docx
 from mailbot.forms.model import EventRef, Limits
+
+from .cycle import OPOLE
+
+try:
+    from tests.shared import example
+except ImportError:
+    from shared import example  # type: ignore[no-redef]
 
 EVENTS = [
     EventRef(
@@ -24,7 +32,6 @@ EVENTS = [
         dt.date(2016, 4, 18),
     )
 ]
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 _RELS = (
     '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
@@ -150,8 +157,12 @@ def test_ten_thousand_entries() -> None:
     assert "entries" in unreadable(out.getvalue())
 
 
-def test_truncated_docx_keeps_its_format() -> None:
-    data = (SHARED / "forms" / "examples" / "zgloszenie_UM_Brzeg.docx").read_bytes()
+@pytest.mark.parametrize("source", ["generated", "shared"])
+def test_truncated_docx_keeps_its_format(source: str) -> None:
+    if source == "shared":
+        data = example("zgloszenie_UM_Brzeg.docx").read_bytes()
+    else:
+        data = make_docx(OPOLE)
     got = parse_bytes(data[:3000], "cut.docx", EVENTS)
     assert (got.status, got.format) == ("unreadable", "docx")
     assert got.reason

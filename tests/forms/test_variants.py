@@ -413,7 +413,7 @@ def test_the_base_copy_reads_as_filled() -> None:
 
 # --- 1. labels ----------------------------------------------------------------------------
 
-# (field of ``Labels``, label as typed): FORM.md's and labels.toml's variants, without
+# (field of ``Labels``, label as typed): docs/forms.md's and labels.toml's variants, without
 # diacritics, upper case, with and without a colon, with small typos.
 LABEL_VARIANTS = [
     ("name", "Nazwa jednostki samorządu terytorialnego / instytucji"),
