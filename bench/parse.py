@@ -4,9 +4,10 @@ Run:  .venv/bin/python bench/parse.py [--seconds 2]
 
 For each format it parses the same files repeatedly and prints forms per second, and
 the ratio of the full parse time to the time the underlying library needs just to pull
-the text out (the median of per-round ratios, rounds alternating between the two, so
-that load from other processes on a shared machine does not land on one side only) (python-docx paragraphs + table cells for .docx; pypdfium2 page text for
-PDF; lxml text of content.xml for .odt), measured in the same run on the same files.
+the text out (python-docx paragraphs + table cells for .docx; pypdfium2 page text for
+PDF; lxml text of content.xml for .odt), measured in the same run on the same files:
+the median of per-round ratios, the rounds alternating between the two, so that load
+from other processes on a shared machine lands on both sides alike.
 It also times one scanned page through OCR and the peak memory (max RSS) of a process
 that parses a batch of 100 forms.
 

@@ -9,9 +9,9 @@ N or O with such a mark over it is doubted, so its value is flagged.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from PIL import Image
+
+from mailbot.forms.ocr_unread import Boxed
 
 __all__ = ["accent_lost"]
 
@@ -24,24 +24,7 @@ _MARK_MAX = 0.45
 _MIN_INK = 6
 
 
-class _Word(Protocol):
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def x0(self) -> int: ...
-
-    @property
-    def y0(self) -> int: ...
-
-    @property
-    def x1(self) -> int: ...
-
-    @property
-    def y1(self) -> int: ...
-
-
-def accent_lost(ink: Image.Image, word: _Word, height: float) -> bool:
+def accent_lost(ink: Image.Image, word: Boxed, height: float) -> bool:
     """Whether ``word``'s plain first letter has a separate mark over it in ``ink``
     (255 = ink); ``height`` is the page's typical word height in pixels."""
     text = word.text

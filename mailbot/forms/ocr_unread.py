@@ -32,7 +32,9 @@ _PAD = 0.25
 _MIN_LETTERS = 3
 
 
-class _Boxed(Protocol):
+class Boxed(Protocol):
+    """A recognised word and its box in page pixels (``ocr.Word`` is one)."""
+
     @property
     def x0(self) -> int: ...
 
@@ -49,7 +51,7 @@ class _Boxed(Protocol):
     def text(self) -> str: ...
 
 
-def beside_unread(ink: Image.Image, words: Sequence[_Boxed], height: float) -> set[int]:
+def beside_unread(ink: Image.Image, words: Sequence[Boxed], height: float) -> set[int]:
     """Indices of ``words`` with unread ink just left or right on their line.
 
     ``ink`` is the page's ink mask (255 = ink) without its ruling lines; ``words``

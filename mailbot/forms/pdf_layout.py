@@ -287,38 +287,31 @@ def _label_table(
             break
         if len(line.cells) >= 2 and _wraps(prev, line, rows[-1], vocab):
             for cell in line.cells:  # both cells of a label | value row wrapped
-                n = next(n for n, c in enumerate(rows[-1]) if abs(c.x0 - cell.x0) <= 4)
-                old = rows[-1][n]
-                rows[-1][n] = Chunk(
-                    old.x0,
-                    cell.y0,
-                    max(old.x1, cell.x1),
-                    old.y1,
-                    [*old.inlines, "\n", *cell.inlines],
-                    old.frame,
-                )
+                _fold(rows[-1], cell)
         elif len(line.cells) >= 2:
             rows.append(list(line.cells))
         elif len(line.cells) == 1:
             cell = line.cells[0]
             if vocab.match_section(cell.text.strip()) is not None:
                 break  # "2. Uczestnicy" under the last label is the next section
-            target = next(
-                (n for n, c in enumerate(rows[-1]) if abs(c.x0 - cell.x0) <= 4), None
-            )
-            if target is None:
+            if not _fold(rows[-1], cell):
                 break
-            old = rows[-1][target]
-            rows[-1][target] = Chunk(
-                old.x0,
-                cell.y0,
-                max(old.x1, cell.x1),
-                old.y1,
-                [*old.inlines, "\n", *cell.inlines],
-                old.frame,
-            )
         i += 1
     return Table([[_cell(c.inlines) for c in row] for row in rows]), i
+
+
+def _fold(row: list[Chunk], cell: Chunk) -> bool:
+    """Add ``cell`` as the next line of the row's cell it sits under (same left edge);
+    ``False`` when it sits under none."""
+    n = next((n for n, c in enumerate(row) if abs(c.x0 - cell.x0) <= 4), None)
+    if n is None:
+        return False
+    old = row[n]
+    row[n] = Chunk(
+        old.x0, cell.y0, max(old.x1, cell.x1), old.y1,
+        [*old.inlines, "\n", *cell.inlines], old.frame,
+    )  # fmt: skip
+    return True
 
 
 def _wraps(prev: _Line, line: _Line, row: list[Chunk], vocab: Vocabulary) -> bool:
