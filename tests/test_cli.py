@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from mailbot.templating import KINDS
@@ -40,6 +41,7 @@ def test_help_is_available_for_every_command() -> None:
         assert "Usage" in proc.stdout
 
 
+@pytest.mark.slow  # the whole demo in a subprocess: a few seconds each
 def test_the_demo_shows_every_kind_of_mail_and_export_reads_it(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = mailbot("demo", "--dir", str(out))
@@ -177,6 +179,7 @@ def test_preview_shows_an_admins_broken_override_as_an_error(tmp_path: Path) -> 
     assert proc.returncode == 2 and "evnt" in proc.stderr
 
 
+@pytest.mark.slow  # the whole demo in a subprocess: a few seconds each
 def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     assert mailbot("demo", "--dir", str(out)).returncode == 0
@@ -193,6 +196,7 @@ def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and "queued" not in again.stdout
 
 
+@pytest.mark.slow  # the whole demo in a subprocess: a few seconds each
 def test_the_operators_commands_work_on_the_demo_database(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     assert mailbot("demo", "--dir", str(out)).returncode == 0
