@@ -34,10 +34,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailbot import sdnotify
+from mailbot import runlock, sdnotify
 from mailbot.app import App, PassReport, build_app
 from mailbot.config import Settings, apply_overrides, load_settings
-from mailbot.errors import ConfigError, MailboxError
+from mailbot.errors import AlreadyRunning, ConfigError, MailboxError
 from mailbot.logsetup import configure
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ HEARTBEAT_LIMIT_S = 15 * 60
 """The watchdog is fed only while the main loop has shown life this recently (a parse
 is bounded by ``limits.parse_timeout_seconds``, a mailbox pass by the batch size)."""
 _MAX_BACKOFF_S = 300.0
+_FILING_RETRY_S = 5.0
+"""First wait before filing again messages the server would not move."""
 _TICK_S = 5.0
 """How long one IDLE or sleep step lasts: the longest a stop request waits."""
 
@@ -288,6 +290,12 @@ class Daemon:
 
     def run(self) -> int:
         global _current
+        try:
+            lock = runlock.hold(self.settings.db_url)
+        except AlreadyRunning as e:
+            log.error("%s", e)
+            _dispose(self.app)
+            return 1
         _current = self
         self.install_signal_handlers()
         self.start_scheduler()
@@ -296,6 +304,7 @@ class Daemon:
         sdnotify.ready(status=f"watching {self.app.source.name}")
         log.info("mailbot started: mailbox %s, outbox %s", self.app.source.name, self.settings.outbox.kind)
         backoff = 1.0
+        filing_retry = _FILING_RETRY_S
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
@@ -312,6 +321,18 @@ class Daemon:
                         sdnotify.status(f"last pass {len(report.results)} message(s)")
                     if self._stop.is_set():
                         break
+                    if report.filing_errors:
+                        # Registered and answered, but still in the inbox (the server
+                        # refused the MOVE, e.g. while restarting): file it again in a
+                        # few seconds rather than at the next IDLE renewal.
+                        log.warning(
+                            "%d message(s) not filed; trying again in %.0f s",
+                            len(report.filing_errors), filing_retry,
+                        )
+                        self._stop.wait(filing_retry)
+                        filing_retry = min(_MAX_BACKOFF_S, filing_retry * 2)
+                        continue
+                    filing_retry = _FILING_RETRY_S
                     self._wait_for_mail()
                     backoff = 1.0
                     self.state.last_error = None
@@ -332,6 +353,8 @@ class Daemon:
                 _close_source(self.app)
             _dispose(self.app)
             _current = None
+            if lock is not None:
+                lock.release()
         return 0
 
     def _feed_watchdog(self) -> None:

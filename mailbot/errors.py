@@ -33,3 +33,7 @@ class DeliveryError(MailbotError):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class AlreadyRunning(MailbotError):
+    """Another `mailbot run` already serves this SQLite store; a second one would race it."""
