@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from mailbot.config import EventSettings, Settings
@@ -196,7 +197,10 @@ class App:
                     on_message(result)
             self._save_cursor(source.name, cursor, None)
         except MailboxError as e:
-            self._save_cursor(source.name, cursor, str(e))
+            try:
+                self._save_cursor(source.name, cursor, str(e))
+            except SQLAlchemyError as db_error:  # the database itself may be what is full
+                log.error("could not record the mailbox error in the database: %s", db_error)
             raise
         finally:
             source.close()

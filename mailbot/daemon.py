@@ -38,6 +38,7 @@ from mailbot import runlock, sdnotify
 from mailbot.app import App, PassReport, build_app
 from mailbot.config import Settings, apply_overrides, load_settings
 from mailbot.errors import AlreadyRunning, ConfigError, MailboxError
+from mailbot.ingest import StorageUnavailable
 from mailbot.logsetup import configure
 
 log = logging.getLogger(__name__)
@@ -339,9 +340,12 @@ class Daemon:
                 except (MailboxError, ConfigError) as e:
                     # ConfigError here: e.g. a refresh token revoked while running — keep
                     # trying (with backoff) while the admin fixes it; the log says how.
+                    # StorageUnavailable: a full disk or a locked database; the message
+                    # in hand stays unfiled in the inbox, nothing about it is final.
+                    what = "storage" if isinstance(e, StorageUnavailable) else "mailbox"
                     self.state.last_error = str(e)
-                    log.error("mailbox unavailable: %s; trying again in %.0f s", e, backoff)
-                    sdnotify.status(f"mailbox unavailable, retrying: {e}"[:200])
+                    log.error("%s unavailable: %s; trying again in %.0f s", what, e, backoff)
+                    sdnotify.status(f"{what} unavailable, retrying: {e}"[:200])
                     self._stop.wait(backoff)
                     backoff = min(_MAX_BACKOFF_S, backoff * 2)
         finally:

@@ -13,17 +13,31 @@ dedupe keys for the replies, so nothing already queued goes twice.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import update
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, col, select
 
 from mailbot.config import EventSettings, Settings
-from mailbot.errors import MailbotError
+from mailbot.errors import MailboxError, MailbotError
 from mailbot.forms import Vocabulary
 from mailbot.forms.worker import parse_isolated
 from mailbot.forms.model import EventRef, FormData, Limits
@@ -37,7 +51,7 @@ from mailbot.links import linked_registrations
 from mailbot.registrations import apply_form, find_correction_target
 from mailbot.replies import Answering, Mailer, Queued, cancelled, closed, corrected, promoted, welcome
 from mailbot.seats import allocate, promote
-from mailbot.store.blobs import BlobStore
+from mailbot.store.blobs import BlobStore, sha256
 from mailbot.store.tables import InboundMessage, Registration, StoredAttachment
 
 log = logging.getLogger(__name__)
@@ -55,6 +69,34 @@ _SMALL_IMAGE = 60 * 1024
 # reply back, a receipt or our own mail carries nothing new.
 _NEVER_FORMS = frozenset({"bounce", "read_receipt", "own", "loop"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+MAX_ATTEMPTS = 3
+"""Failed attempts (counted in the ledger row's history) before an internal error makes
+a message needs_review; a temporary storage error is never counted."""
+_LEASE_PREFIX = "processing by"
+_LEASE = re.compile(r"processing by (\S+) pid (\d+) since (\S+)")
+_LEASE_S = 15 * 60
+"""A claim by a process on another host is taken over after this long (no pid to ask)."""
+_OWNER_WAIT_S = 120.0
+_OWNER_POLL_S = 0.2
+_EARLIEST_YEAR, _LATEST_YEAR = 1900, 2200
+_WARNINGS_CHARS = 20_000
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DB_DRIVERS = frozenset({"sqlite3", "psycopg", "psycopg2", "pg8000", "asyncpg"})
+_TEMPORARY_DB: tuple[tuple[str, str], ...] = (
+    ("database is locked", "the database is locked by another process: it retries by itself"),
+    ("database table is locked", "the database is locked by another process: it retries by itself"),
+    ("disk is full", "the database's disk is full: free some space"),
+    ("no space left", "the database's disk is full: free some space"),
+    ("could not extend file", "the database's disk is full: free some space"),
+    ("could not connect", "database unreachable: check the database server"),
+    ("connection refused", "database unreachable: check the database server"),
+    ("server closed the connection", "database connection lost: check the database server"),
+    ("terminating connection", "database connection lost: check the database server"),
+    ("connection reset", "database connection lost: check the database server"),
+    ("connection already closed", "database connection lost: check the database server"),
+    ("the database system is", "the database server is starting or stopping: it retries by itself"),
+)
 
 
 class ReprocessError(MailbotError):
@@ -127,56 +169,178 @@ def events_for_forms(settings: Settings) -> tuple[EventRef, ...]:
 
 
 def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
-    """Record the outcome of ``raw`` (idempotent). Never raises for bad input: an
-    unexpected error is recorded as needs-review with its reason."""
+    """Record the outcome of ``raw`` (idempotent, and safe with a second process on the
+    same store). Never raises for bad input: a message that keeps failing ends as
+    needs-review with its reason, and the pass goes on.
+
+    Raises :class:`StorageUnavailable` when storage is only temporarily unusable (disk
+    full, database locked or unreachable): the message then stays unfiled in the inbox
+    and is taken up again on a later pass, instead of being filed with a final outcome.
+    """
     now = ctx.now()
     # The headers alone identify a message: a re-fetched one is filed without walking its
     # MIME tree again, and an oversized one is never opened at all.
     headers = parse_message(_headers_only(raw.data), ctx.mime_limits)
     key = dedupe_key(raw.data, headers.message_id)
     ref = key[:10]
-    with ctx.session_factory() as session:
-        seen = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == key)).first()
-        if seen is not None:
-            seen.times_seen += 1
-            session.add(seen)
-            session.commit()
-            log.info("message %s already handled (%s); filing it again", seen.ref, seen.outcome)
+    try:
+        claimed = _claim(ctx, raw, headers, key, ref, now)
+        if isinstance(claimed, MessageResult):
+            return claimed
+        return _run_claimed(ctx, raw, headers, claimed, ref, now)
+    except StorageUnavailable:
+        raise
+    except Exception as e:
+        if temporary_reason(e) is None:
+            raise
+        raise _unavailable(ref, e) from e
+
+
+def _claim(
+    ctx: IngestContext, raw: RawMessage, headers: ParsedMessage, key: str, ref: str, now: dt.datetime
+) -> int | MessageResult:
+    """Insert the ledger row in its own transaction before any work: the unique dedupe
+    key makes exactly one process the owner; any other finds the row and files the
+    message as the owner decided (or takes it up when the owner gave up or died)."""
+    lease = _lease()
+    for _ in range(3):
+        row = _ledger_row(headers, raw, key, ref, sha256(raw.data), now)
+        row.reason = lease
+        try:
+            with ctx.session_factory() as session:
+                session.add(row)
+                session.flush()
+                assert row.id is not None
+                inbound_id = row.id
+                session.commit()
+            return inbound_id
+        except IntegrityError:
+            pass
+        except Exception as e:
+            if temporary_reason(e) is not None:
+                raise
+            return _unstorable(ctx, raw, key, ref, now, e)
+        found = _existing(ctx, key, ref, lease)
+        if found is not None:
+            return found
+    raise StorageUnavailable(
+        f"message {ref}: its ledger row conflicts with another but cannot be read; left in the inbox for a later pass"
+    )
+
+
+def _existing(ctx: IngestContext, key: str, ref: str, lease: str) -> int | MessageResult | None:
+    """The message is in the ledger already: a final outcome means a duplicate (filed as
+    before); a pending row is taken up when free, else its owner is waited for."""
+    give_up_at = time.monotonic() + _OWNER_WAIT_S
+    while True:
+        with ctx.session_factory() as session:
+            seen = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == key)).first()
+            if seen is None:
+                return None
             assert seen.id is not None
-            return MessageResult(
-                inbound_id=seen.id,
-                ref=seen.ref,
-                outcome=seen.outcome,
-                reason=seen.reason or "",
-                folder=FOLDER_OF.get(seen.outcome, "needs_review"),
-                already_seen=True,
+            if seen.outcome != "pending":
+                session.execute(
+                    update(InboundMessage)
+                    .where(col(InboundMessage.id) == seen.id)
+                    .values(times_seen=col(InboundMessage.times_seen) + 1)
+                )
+                session.commit()
+                log.info("message %s already handled (%s); filing it again", seen.ref, seen.outcome)
+                return MessageResult(
+                    inbound_id=seen.id,
+                    ref=seen.ref,
+                    outcome=seen.outcome,
+                    reason=seen.reason or "",
+                    folder=FOLDER_OF.get(seen.outcome, "needs_review"),
+                    already_seen=True,
+                )
+            owner = seen.reason
+            if _free(owner):
+                same = col(InboundMessage.reason).is_(None) if owner is None else col(InboundMessage.reason) == owner
+                taken = session.execute(
+                    update(InboundMessage)
+                    .where(col(InboundMessage.id) == seen.id, col(InboundMessage.outcome) == "pending", same)
+                    .values(reason=lease)
+                )
+                session.commit()
+                if getattr(taken, "rowcount", 0) == 1:
+                    log.info("message %s: taking it up again (%s)", ref, owner or "unclaimed")
+                    return seen.id
+                continue  # another process took it up in between: look again
+        if time.monotonic() > give_up_at:
+            raise StorageUnavailable(
+                f"message {ref} is still being processed ({owner}); left in the inbox for a later pass"
             )
+        time.sleep(_OWNER_POLL_S)
+
+
+def _lease() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{_LEASE_PREFIX} {socket.gethostname()[:100]} pid {os.getpid()} since {stamp}"
+
+
+def _free(reason: str | None) -> bool:
+    """May this process take up a pending row? Yes unless a live process (this host:
+    its pid runs; another host: its claim is younger than the lease) is working on it."""
+    match = _LEASE.fullmatch(reason or "")
+    if match is None:
+        return True  # released after a temporary error, or not a claim at all
+    host, pid, since = match.group(1), int(match.group(2)), match.group(3)
+    if host == socket.gethostname()[:100]:
+        return pid == os.getpid() or not _alive(pid)
+    try:
+        started = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return True
+    return (dt.datetime.now(dt.UTC) - started).total_seconds() > _LEASE_S
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _run_claimed(
+    ctx: IngestContext, raw: RawMessage, headers: ParsedMessage, inbound_id: int, ref: str, now: dt.datetime
+) -> MessageResult:
+    """Store, read and decide a claimed message. An internal error is retried (each
+    failed attempt noted in the row's history) and gives needs_review only after
+    :data:`MAX_ATTEMPTS`; a temporary storage error releases the claim and raises."""
     too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
     parsed = headers if too_large else parse_message(raw.data, ctx.mime_limits)
-    raw_sha = ctx.blobs.put(raw.data)
-    try:
-        with ctx.session_factory() as session:
-            inbound = _ledger_row(parsed, raw, key, ref, raw_sha, now)
-            session.add(inbound)
-            session.flush()
-            decision = _decide(ctx, session, inbound, parsed, raw, now)
-            inbound.outcome = decision.outcome
-            inbound.reason = "; ".join(decision.reasons)[:2000]
-            session.add(inbound)
-            session.commit()
-    except Exception as e:  # noqa: BLE001 - one bad message must never stop the queue
-        log.exception("message %s could not be processed; sending it to review", ref)
-        with ctx.session_factory() as session:
-            inbound = _ledger_row(parsed, raw, key, ref, raw_sha, now)
-            inbound.outcome = "needs_review"
-            inbound.reason = f"internal error while processing: {type(e).__name__}: {e}"[:2000]
-            session.add(inbound)
-            session.commit()
-            decision = _Decision(outcome="needs_review", reasons=[inbound.reason])
+    failures = 0
+    while True:
+        try:
+            ctx.blobs.put(raw.data)
+            with ctx.session_factory() as session:
+                inbound = session.get(InboundMessage, inbound_id)
+                assert inbound is not None
+                decision = _decide(ctx, session, inbound, parsed, raw, now)
+                inbound.outcome = decision.outcome
+                inbound.reason = _bounded("; ".join(decision.reasons), 2000)
+                inbound.warnings = _bounded("\n".join(parsed.warnings), _WARNINGS_CHARS) or None
+                session.add(inbound)
+                session.commit()
+            break
+        except Exception as e:  # noqa: BLE001 - one bad message must never stop the queue
+            if temporary_reason(e) is not None:
+                _release(ctx, inbound_id, e)
+                raise _unavailable(ref, e) from e
+            failures += 1
+            attempts = max(failures, _note_attempt(ctx, inbound_id, e))
+            if attempts < MAX_ATTEMPTS:
+                log.warning("message %s: attempt %d failed (%s); trying again", ref, attempts, _describe(e))
+                continue
+            decision = _give_up(ctx, inbound_id, ref, e, attempts)
+            break
     log.info("message %s → %s (%s)", ref, decision.outcome, "; ".join(decision.reasons))
-    assert inbound.id is not None
     return MessageResult(
-        inbound_id=inbound.id,
+        inbound_id=inbound_id,
         ref=ref,
         outcome=decision.outcome,
         reason="; ".join(decision.reasons),
@@ -184,6 +348,145 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
         registrations=tuple(decision.registrations),
         replies=tuple(decision.replies),
     )
+
+
+def _note_attempt(ctx: IngestContext, inbound_id: int, error: Exception) -> int:
+    """Note a failed attempt in the row's history; the number of failed attempts so far
+    (across passes and processes), or 0 when even that could not be written."""
+    try:
+        with ctx.session_factory() as session:
+            inbound = session.get(InboundMessage, inbound_id)
+            assert inbound is not None
+            inbound.add_history("attempt_failed", dt.datetime.now(dt.UTC), error=_bounded(_describe(error), 500))
+            count = sum(1 for e in inbound.history_entries() if e.get("action") == "attempt_failed")
+            session.add(inbound)
+            session.commit()
+            return count
+    except Exception as e:  # noqa: BLE001 - the in-process count still bounds the retries
+        if temporary_reason(e) is not None:
+            raise
+        log.warning("could not note the failed attempt on message %d: %s", inbound_id, _describe(e))
+        return 0
+
+
+def _give_up(ctx: IngestContext, inbound_id: int, ref: str, error: Exception, attempts: int) -> _Decision:
+    """Final outcome after repeated failures, in a fresh transaction: needs_review with a
+    reason an admin can act on."""
+    what = "could not be stored" if _is_storage_error(error) else "internal error while processing"
+    reason = _bounded(
+        f"{what}: {_describe(error)} (failed {attempts} times); "
+        "`mailbot review reprocess` runs it again once the cause is fixed",
+        2000,
+    ) or what
+    if what == "could not be stored":
+        log.error("message %s %s; sending it to review", ref, reason)
+    else:
+        log.error("message %s failed %d times; sending it to review", ref, attempts, exc_info=error)
+    with ctx.session_factory() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+        assert inbound is not None
+        inbound.outcome = "needs_review"
+        inbound.reason = reason
+        session.add(inbound)
+        session.commit()
+    return _Decision(outcome="needs_review", reasons=[reason])
+
+
+def _unstorable(
+    ctx: IngestContext, raw: RawMessage, key: str, ref: str, now: dt.datetime, error: Exception
+) -> int | MessageResult:
+    """The ledger row itself could not be written (a header value the database refuses):
+    record the message without its header values, as needs_review, so it is never lost
+    nor tried forever; its raw copy is kept for the admin and for ``reprocess``."""
+    raw_sha = ctx.blobs.put(raw.data)
+    reason = _bounded(
+        f"could not be stored: {_describe(error)}; recorded without its headers — read the raw mail, "
+        "`mailbot review reprocess` runs it again once the cause is fixed",
+        2000,
+    )
+    log.error("message %s %s", ref, reason)
+    row = InboundMessage(
+        dedupe_key=key, ref=ref, raw_sha256=raw_sha, size=len(raw.data), source=_bounded(raw.folder, 500) or "",
+        received_at=now, outcome="needs_review", reason=reason,
+    )
+    try:
+        with ctx.session_factory() as session:
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            inbound_id = row.id
+            session.commit()
+    except IntegrityError:
+        found = _existing(ctx, key, ref, _lease())
+        if found is None:
+            raise
+        return found
+    return MessageResult(
+        inbound_id=inbound_id, ref=ref, outcome="needs_review", reason=reason or "", folder="needs_review"
+    )
+
+
+def _release(ctx: IngestContext, inbound_id: int, error: Exception) -> None:
+    """Give the claim up after a temporary error, so any process may take the message up
+    on a later pass (if this write fails too, the claim is freed when its pid is gone)."""
+    try:
+        with ctx.session_factory() as session:
+            session.execute(
+                update(InboundMessage)
+                .where(col(InboundMessage.id) == inbound_id, col(InboundMessage.outcome) == "pending")
+                .values(reason=_bounded(f"temporary error, retried on a later pass: {_describe(error)}", 2000))
+            )
+            session.commit()
+    except Exception:  # noqa: BLE001 - storage is failing; the claim frees itself
+        log.debug("could not release the claim on message %d", inbound_id, exc_info=True)
+
+
+class StorageUnavailable(MailboxError):
+    """Storage is temporarily unusable (disk full, database locked or unreachable).
+
+    A :class:`MailboxError` so the pass stops and the daemon retries with backoff,
+    recording the error where ``mailbot status`` shows it; the message in hand stays
+    unfiled in the inbox and nothing about it is final."""
+
+
+def temporary_reason(exc: BaseException) -> str | None:
+    """What an admin must fix when ``exc`` (or what caused it) is temporary; None for an
+    error that will not go away by waiting (a bug, a value the database refuses)."""
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return f"no space left on the disk of {getattr(e, 'filename', None) or 'the state directory'}: free some space"
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return "database connection lost: check the database server"
+        if isinstance(e, (DisconnectionError, PoolTimeout)):
+            return "database unreachable: check the database server"
+        if isinstance(e, (OperationalError, InterfaceError)) or type(e).__module__.split(".")[0] in _DB_DRIVERS:
+            text = str(e).lower()
+            for needle, why in _TEMPORARY_DB:
+                if needle in text:
+                    return why
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "orig", None)) if isinstance(x, BaseException))
+    return None
+
+
+def _unavailable(ref: str, error: BaseException) -> StorageUnavailable:
+    why = temporary_reason(error) or "temporary storage error"
+    return StorageUnavailable(f"message {ref} left in the inbox, retried on a later pass: {why} ({_describe(error)})")
+
+
+def _describe(error: BaseException) -> str:
+    """One line, no traceback: the error's type and the first line of its message."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    return isinstance(error, (StatementError, OverflowError, UnicodeError))
 
 
 def reprocess(ctx: IngestContext, inbound_id: int, *, note: str | None = None) -> MessageResult:
@@ -221,7 +524,7 @@ def reprocess(ctx: IngestContext, inbound_id: int, *, note: str | None = None) -
             reason = "; ".join(decision.reasons)
             inbound.outcome = decision.outcome
             inbound.reason = f"{reason} [reprocessed {when}; was {before_outcome}]"[:2000]
-            inbound.warnings = "\n".join(parsed.warnings) or None
+            inbound.warnings = _bounded("\n".join(parsed.warnings), _WARNINGS_CHARS) or None
             inbound.add_history(
                 "reprocess",
                 now,
@@ -297,23 +600,50 @@ def answering_for(ctx: IngestContext, inbound: InboundMessage) -> tuple[Answerin
 def _ledger_row(
     parsed: ParsedMessage, raw: RawMessage, key: str, ref: str, raw_sha: str, now: dt.datetime
 ) -> InboundMessage:
+    """The ledger row, every value bounded to what its column takes."""
     return InboundMessage(
         dedupe_key=key,
         ref=ref,
-        message_id=(parsed.message_id or None) and parsed.message_id[:998],
+        message_id=_bounded(parsed.message_id, 998) or None,
         raw_sha256=raw_sha,
         size=len(raw.data),
-        source=raw.folder,
-        folder=raw.folder,
+        source=_bounded(raw.folder, 500) or "",
+        folder=_bounded(raw.folder, 500) or None,
         uidvalidity=raw.cursor.uidvalidity if raw.cursor else None,
         uid=raw.cursor.uid if raw.cursor else None,
-        from_addr=parsed.from_addr,
-        from_name=parsed.from_name,
-        subject=parsed.subject[:300],
-        sent_at=parsed.date if parsed.date and parsed.date.tzinfo else None,
+        from_addr=_bounded(parsed.from_addr, 320) or None,
+        from_name=_bounded(parsed.from_name, 300) or None,
+        subject=_bounded(parsed.subject, 300),
+        sent_at=_storable_date(parsed.date),
         received_at=now,
-        warnings="\n".join(parsed.warnings) or None,
+        warnings=_bounded("\n".join(parsed.warnings), _WARNINGS_CHARS) or None,
     )
+
+
+def _bounded(value: str | None, cap: int | None) -> str | None:
+    """``value`` as every database stores it: no NUL, no lone surrogate (undecodable
+    bytes become U+FFFD), at most ``cap`` characters."""
+    if value is None:
+        return None
+    text = value.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if cap is None else text[:cap]
+
+
+def _storable_date(value: dt.datetime | None) -> dt.datetime | None:
+    """A sent date the database can hold and that means something; else None (the raw
+    Date header stays in the stored mail)."""
+    if value is None or value.tzinfo is None:
+        return None
+    try:
+        utc = value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return None
+    return value if _EARLIEST_YEAR <= utc.year <= _LATEST_YEAR else None
 
 
 def _decide(
@@ -685,16 +1015,16 @@ def _parse_attachment(
     form = parse_isolated(att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary)
     stored = StoredAttachment(
         inbound_id=inbound_id,
-        filename=att.filename[:300],
-        content_type=att.content_type[:200],
+        filename=_bounded(att.filename, 300) or "",
+        content_type=_bounded(att.content_type, 200) or "",
         sha256=digest,
         size=len(att.data),
-        origin=att.origin[:1000],
+        origin=_bounded(att.origin, 1000) or "",
         parse_status=form.status,
         parse_format=form.format,
         parse_method=form.method,
-        parse_reason=(form.reason or None) and (form.reason or "")[:2000],
-        parse_json=json.dumps(form.to_json(), ensure_ascii=False),
+        parse_reason=_bounded(form.reason or None, 2000),
+        parse_json=_bounded(json.dumps(form.to_json(), ensure_ascii=False), None),
     )
     session.add(stored)
     session.flush()

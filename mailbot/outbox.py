@@ -5,10 +5,13 @@ transaction that records why it is sent; delivery later just hands those bytes t
 transport. The unique ``dedupe_key`` means a reprocessed message can never queue a
 second copy, and a row is marked ``sent`` only after the transport accepted it.
 
-Delivery semantics (also in the README): a crash before the SMTP transaction leaves the
-row ``queued``/``retry`` and it is sent on the next run; a crash during or right after
-it leaves the row ``sending`` and the sweeper puts it back after ``STUCK_AFTER`` — the
-one window where a participant can get a mail twice (at-least-once), never zero times.
+Delivery semantics (also in the README): a process claims a row with a conditional
+UPDATE (``sending``, its name in ``claimed_by``, a ``lease_until`` on the database's
+clock), so several processes on one store never send the same row at once. A crash
+before the SMTP transaction leaves the row ``queued``/``retry`` and it is sent on the
+next run; a crash during or right after it leaves the row ``sending`` and the sweeper
+puts it back once the lease ran out — the one window where a participant can get a mail
+twice (at-least-once), never zero times.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ import datetime as dt
 import email.policy
 import hashlib
 import logging
+import os
 import re
+import secrets
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import func
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, update
 from sqlmodel import Session, col, select
 
 from mailbot.errors import DeliveryError
@@ -35,7 +43,11 @@ from mailbot.transport.base import Envelope, Transport
 
 log = logging.getLogger(__name__)
 
+LEASE = dt.timedelta(minutes=5)
+"""How long a claim holds a row 'sending' (one SMTP transaction, connection included)
+before the sweeper may give it to another process, measured on the database's clock."""
 STUCK_AFTER = dt.timedelta(minutes=15)
+"""The same for rows claimed by a version without leases, on the pass's clock."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -252,19 +264,105 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
+def claimer_name() -> str:
+    """Who claims rows: host, pid and a random part (pids are reused, hosts share a
+    database), so two passes never mistake each other's claims for their own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:300]
+
+
+def db_clock(session: Session, ahead: dt.timedelta = dt.timedelta(0)) -> ColumnElement[Any]:
+    """The database's current time plus ``ahead``, as SQL: leases use the clock every
+    process shares, never a pass's ``now`` (which a replay may fix in the past)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # UTC, in the layout SQLAlchemy stores datetimes in, so text comparison orders them.
+        return func.strftime("%Y-%m-%d %H:%M:%f000", "now", f"{int(ahead.total_seconds()):+d} seconds")
+    return func.now() + ahead
+
+
 def sweep_stuck(session: Session, now: dt.datetime) -> int:
-    """Put rows left 'sending' by a crashed run back into the queue."""
-    stuck = session.exec(
-        select(OutboundMail).where(
-            OutboundMail.status == "sending", col(OutboundMail.claimed_at) < now - STUCK_AFTER
-        )
-    ).all()
-    for row in stuck:
-        row.status = "retry"
-        row.last_error = "delivery interrupted (process stopped during sending); retrying"
-        session.add(row)
+    """Put rows whose sender vanished back into the queue: 'sending' past their lease on
+    the database's clock, or (rows claimed before leases existed) older than
+    ``STUCK_AFTER`` on the pass's clock. Each is one conditional UPDATE, safe to race."""
+    put_back = {
+        "status": "retry",
+        "lease_until": None,
+        "last_error": "delivery interrupted (process stopped during sending); retrying",
+    }
+    sending = col(OutboundMail.status) == "sending"
+    expired = session.exec(
+        update(OutboundMail)
+        .where(sending, col(OutboundMail.lease_until) < db_clock(session))
+        .values(**put_back)
+    ).rowcount
+    legacy = session.exec(
+        update(OutboundMail)
+        .where(sending, col(OutboundMail.lease_until).is_(None), col(OutboundMail.claimed_at) < now - STUCK_AFTER)
+        .values(**put_back)
+    ).rowcount
     session.commit()
-    return len(stuck)
+    if expired or legacy:
+        log.warning("%d mail(s) left 'sending' by a stopped process go back to the queue", expired + legacy)
+    return int(expired) + int(legacy)
+
+
+def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        col(OutboundMail.status).in_(("queued", "retry")),
+        col(OutboundMail.next_attempt_at) <= now,
+    )
+
+
+def claim_next(session_factory: Callable[[], Session], me: str, now: dt.datetime) -> OutboundMail | None:
+    """Take the oldest due row for ``me``, or None when nothing is due.
+
+    The conditional UPDATE changes the row only while it is still due, so of two
+    processes racing for it exactly one sees ``rowcount == 1``; the loser tries the next
+    row. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` makes the racers pick different rows."""
+    while True:
+        with session_factory() as session:
+            pick = select(OutboundMail.id).where(*_due(now)).order_by(col(OutboundMail.id)).limit(1)
+            if session.get_bind().dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            row_id = session.exec(pick).first()
+            if row_id is None:
+                return None
+            claimed = session.exec(
+                update(OutboundMail)
+                .where(col(OutboundMail.id) == row_id, *_due(now))
+                .values(
+                    status="sending",
+                    claimed_by=me,
+                    claimed_at=now,
+                    lease_until=db_clock(session, LEASE),
+                    attempts=col(OutboundMail.attempts) + 1,
+                )
+            ).rowcount
+            if claimed != 1:
+                session.rollback()
+                continue
+            session.commit()
+            return session.get(OutboundMail, row_id)
+
+
+def _settle(session_factory: Callable[[], Session], row_id: int | None, me: str, **values: Any) -> bool:
+    """Record a claimed row's outcome, only while ``me`` still holds it (also after the
+    sweeper put it back but before anyone claimed it again). True once committed."""
+    with session_factory() as session:
+        changed = session.exec(
+            update(OutboundMail)
+            .where(
+                col(OutboundMail.id) == row_id,
+                col(OutboundMail.claimed_by) == me,
+                col(OutboundMail.status).in_(("sending", "retry")),
+            )
+            .values(lease_until=None, **values)
+        ).rowcount
+        session.commit()
+    return changed == 1
+
+
+def _count_due(session: Session, now: dt.datetime) -> int:
+    return int(session.exec(select(func.count()).select_from(OutboundMail).where(*_due(now))).one())
 
 
 def deliver_due(
@@ -277,10 +375,14 @@ def deliver_due(
     max_per_minute: int = 60,
     limit: int = 500,
 ) -> DeliveryStats:
-    """Send every queued row that is due, each committed on its own, within the rate
-    limit: at most ``max_per_minute`` mails accepted in any minute (counted from the
-    rows' ``sent_at``, so it holds across runs and restarts)."""
+    """Send every queued row that is due, each claimed and committed on its own, within
+    the rate limit: at most ``max_per_minute`` mails accepted in any minute (counted from
+    the rows' ``sent_at``, so it holds across runs and restarts).
+
+    Safe to run in several processes on one store: a row goes out once per claim, and
+    a claim is only ever held by one process (see :func:`claim_next`)."""
     stats = DeliveryStats()
+    me = claimer_name()
     with session_factory() as session:
         sweep_stuck(session, now)
         sent_last_minute = session.exec(
@@ -289,64 +391,50 @@ def deliver_due(
             .where(OutboundMail.status == "sent", col(OutboundMail.sent_at) > now - dt.timedelta(minutes=1))
         ).one()
         budget = max(0, min(limit, max_per_minute - int(sent_last_minute)))
-        due = select(OutboundMail.id).where(
-            col(OutboundMail.status).in_(("queued", "retry")),
-            col(OutboundMail.next_attempt_at) <= now,
-        )
-        due_ids = session.exec(due.order_by(col(OutboundMail.id)).limit(budget)).all() if budget else []
-        waiting = session.exec(select(func.count()).select_from(due.subquery())).one()
-        stats.deferred = int(waiting) - len(due_ids)
+        stats.deferred = max(0, _count_due(session, now) - budget)
     if stats.deferred:
         log.info("rate limit %d/min: %d due mail(s) wait for the next run", max_per_minute, stats.deferred)
-    if not due_ids:
-        return stats
     opened = False
     try:
-        for row_id in due_ids:
-            with session_factory() as session:
-                row = session.get(OutboundMail, row_id)
-                if row is None or row.status not in ("queued", "retry"):
-                    continue
-                row.status = "sending"
-                row.claimed_at = now
-                row.attempts += 1
-                session.add(row)
-                session.commit()
-                if not opened:
-                    try:
-                        transport.open()
-                        opened = True
-                    except DeliveryError as e:
-                        # The server, not this mail, is the problem: put the row back
-                        # and leave the rest of the queue untouched for the next run.
-                        # Not this mail's attempt: it keeps its count of tries.
-                        row.attempts -= 1
-                        row.status = "retry"
-                        row.next_attempt_at = now + backoff(1)
-                        row.last_error = str(e)[:2000]
-                        session.add(row)
-                        session.commit()
-                        stats.retried += 1
-                        stats.errors.append(str(e))
-                        stats.deferred += len(due_ids) - due_ids.index(row_id) - 1
-                        log.warning("cannot reach the mail server (%s); %d mail(s) wait", e, stats.deferred + 1)
-                        break
+        for _ in range(budget):
+            row = claim_next(session_factory, me, now)
+            if row is None:
+                break
+            if not opened:
                 try:
-                    recipients = tuple(a for a in row.envelope_to.split("\n") if a)
-                    transport.send(Envelope(sender, recipients, row.raw, row.dedupe_key))
+                    transport.open()
+                    opened = True
                 except DeliveryError as e:
-                    _record_failure(row, e, now, max_attempts, stats)
-                    if not e.permanent:
-                        opened = False
-                        _quiet_close(transport)
-                else:
-                    row.status = "sent"
-                    row.sent_at = now
-                    row.last_error = None
-                    stats.sent += 1
-                    log.info("sent %s mail %s to %s", row.kind, row.message_id, row.to_addr)
-                session.add(row)
-                session.commit()
+                    # The server, not this mail, is the problem: put the row back and
+                    # leave the rest of the queue untouched for the next run. Not this
+                    # mail's attempt: it keeps its count of tries.
+                    _settle(
+                        session_factory, row.id, me, status="retry", attempts=row.attempts - 1,
+                        next_attempt_at=now + backoff(1), last_error=str(e)[:2000],
+                    )  # fmt: skip
+                    stats.retried += 1
+                    stats.errors.append(str(e))
+                    with session_factory() as session:
+                        stats.deferred = _count_due(session, now)
+                    log.warning("cannot reach the mail server (%s); %d mail(s) wait", e, stats.deferred + 1)
+                    break
+            try:
+                recipients = tuple(a for a in row.envelope_to.split("\n") if a)
+                transport.send(Envelope(sender, recipients, row.raw, row.dedupe_key))
+            except DeliveryError as e:
+                _record_failure(session_factory, row, me, e, now, max_attempts, stats)
+                if not e.permanent:
+                    opened = False
+                    _quiet_close(transport)
+                continue
+            stats.sent += 1
+            if _settle(session_factory, row.id, me, status="sent", sent_at=now, last_error=None):
+                log.info("sent %s mail %s to %s", row.kind, row.message_id, row.to_addr)
+            else:
+                log.warning(
+                    "sent %s mail %s to %s, but its lease ran out and another process took it:"
+                    " it may go out twice", row.kind, row.message_id, row.to_addr,
+                )  # fmt: skip
     finally:
         if opened:
             _quiet_close(transport)
@@ -354,19 +442,26 @@ def deliver_due(
 
 
 def _record_failure(
-    row: OutboundMail, e: DeliveryError, now: dt.datetime, max_attempts: int, stats: DeliveryStats
+    session_factory: Callable[[], Session],
+    row: OutboundMail,
+    me: str,
+    e: DeliveryError,
+    now: dt.datetime,
+    max_attempts: int,
+    stats: DeliveryStats,
 ) -> None:
-    row.last_error = str(e)[:2000]
-    if e.permanent or row.attempts >= max_attempts:
-        row.status = "failed"
-        stats.failed += 1
-        log.warning("giving up on %s mail to %s: %s", row.kind, row.to_addr, e)
-    else:
-        row.status = "retry"
-        row.next_attempt_at = now + backoff(row.attempts)
-        stats.retried += 1
-        log.warning("will retry %s mail to %s at %s: %s", row.kind, row.to_addr, row.next_attempt_at, e)
+    """Commit the failure, then say what happened (never before the database knows)."""
     stats.errors.append(str(e))
+    error = str(e)[:2000]
+    if e.permanent or row.attempts >= max_attempts:
+        stats.failed += 1
+        if _settle(session_factory, row.id, me, status="failed", last_error=error):
+            log.warning("giving up on %s mail to %s: %s", row.kind, row.to_addr, e)
+        return
+    stats.retried += 1
+    retry_at = now + backoff(row.attempts)
+    if _settle(session_factory, row.id, me, status="retry", next_attempt_at=retry_at, last_error=error):
+        log.warning("will retry %s mail to %s at %s: %s", row.kind, row.to_addr, retry_at, e)
 
 
 def _quiet_close(transport: Transport) -> None:

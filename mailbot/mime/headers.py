@@ -12,7 +12,7 @@ import email.utils
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import Message
 from typing import Final
 
@@ -39,6 +39,8 @@ SUBJECT_CHARS: Final = 300
 MAX_ADDRESSES: Final = 100
 _RAW_HEADER_CAP: Final = 16_384
 _MAX_IDS: Final = 100
+_EARLIEST_YEAR: Final = 1900
+_LATEST_YEAR: Final = 2200
 
 _ADDRESS_HEADERS: Final = ("from", "reply-to", "to", "cc")
 _OTHER_HEADERS: Final = (
@@ -196,12 +198,16 @@ def msg_ids(value: str | None) -> list[str]:
 
 
 def parse_date(value: str | None) -> datetime | None:
+    """The Date header, or None when unreadable or outside years 1900-2200: a year-9999
+    date is a typo or an attack, and no database need hold it (the raw mail keeps it)."""
     if not value:
         return None
     try:
-        return email.utils.parsedate_to_datetime(fix_8bit(value)[:200])
+        parsed = email.utils.parsedate_to_datetime(fix_8bit(value)[:200])
+        shifted = parsed - (parsed.utcoffset() or timedelta())
     except Exception:
         return None
+    return parsed if _EARLIEST_YEAR <= shifted.year <= _LATEST_YEAR else None
 
 
 # --------------------------------------------------------------------------- MIME parameters

@@ -251,7 +251,12 @@ class OutboundMail(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: dt.datetime | None = None
     claimed_at: dt.datetime | None = None
-    """When a delivery run took the row ('sending'); rows stuck there are swept back."""
+    """When a delivery run took the row ('sending'), on the run's clock (for the record)."""
+    claimed_by: str | None = Field(default=None, max_length=300)
+    """The process that claimed the row (host:pid:random): only it may record the outcome."""
+    lease_until: dt.datetime | None = None
+    """Database-clock time after which a 'sending' row counts as abandoned and is swept
+    back: the database's clock, so a replay with a fixed ``--now`` still recovers it."""
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     sent_at: dt.datetime | None = None
