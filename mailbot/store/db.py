@@ -1,14 +1,42 @@
-"""Engine creation and schema migrations; the only place that knows the database URL."""
+"""Engine creation and schema migrations; the only place that knows the database URL.
+
+Migrations cannot half-apply. ``upgrade`` runs the whole pending chain, version row
+included, in ONE real transaction on every backend, so a crash or SIGKILL at any point
+leaves the old schema and version or the new ones, never a mix. PostgreSQL has
+transactional DDL; on SQLite pysqlite's legacy transaction control would commit before
+every DDL statement, so ``migration_connection`` switches it off for the migration's
+connection (the SQLAlchemy pysqlite recipe: ``isolation_level = None`` on the DBAPI
+connection, our own ``BEGIN`` from a ``begin`` listener). It takes ``BEGIN IMMEDIATE``:
+the write lock up front, so two processes starting at once wait for each other (up to
+busy_timeout) instead of the second failing on a stale snapshot. The run-time engine is
+untouched: other connections keep pysqlite's default behaviour and the connect pragmas.
+
+A new migration gets this for free and must keep it:
+
+* no ``COMMIT``, ``op.get_context().autocommit_block()`` or anything else that ends the
+  transaction early (that is the half-applied state again);
+* nothing SQLite refuses or ignores inside a transaction: ``PRAGMA journal_mode``,
+  ``PRAGMA foreign_keys`` (silently a no-op there), ``VACUUM``; on PostgreSQL no
+  ``CREATE INDEX CONCURRENTLY`` or ``ALTER TYPE ... ADD VALUE`` used in the same run;
+* use ``op.batch_alter_table`` for SQLite changes (it runs inside the transaction; note
+  that foreign keys are ON, so a recreated table must not be one others reference);
+* data fixes (``op.execute``) are fine: they roll back with the DDL.
+
+tests/test_migrations_kill.py kills ``upgrade`` after every write statement of every
+migration, on SQLite and PostgreSQL, and checks that the next start finishes the job.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import create_engine
 
@@ -51,9 +79,33 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (idempotent; run on every start)."""
-    with engine.begin() as conn:
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one real transaction, committed on success (see module doc)."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        dbapi_conn: Any = conn.connection.driver_connection
+        saved = dbapi_conn.isolation_level
+        dbapi_conn.isolation_level = None  # pysqlite stops committing before DDL
+        event.listen(conn, "begin", _begin_immediate)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            event.remove(conn, "begin", _begin_immediate)
+            dbapi_conn.isolation_level = saved  # back to the pool as it came
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every pending migration in one transaction (idempotent; run on every start)."""
+    with migration_connection(engine) as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)

@@ -6,6 +6,7 @@ Create Date: 2026-11-27
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -18,8 +19,21 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+log = logging.getLogger(__name__)
+TABLES = {
+    'inbound_message', 'mailbox_state', 'attachment', 'registration', 'outbound_mail',
+    'participant', 'registration_version',
+}
+
 
 def upgrade() -> None:
+    # Idempotent: mailbot before issue 11 ran this statement by statement on SQLite, so
+    # a kill during the first start left some of these tables and indexes and an empty
+    # alembic_version. IF NOT EXISTS finishes such a half-made schema (each CREATE is
+    # atomic, so what exists is complete) instead of failing on every start.
+    existing = set(sa.inspect(op.get_bind()).get_table_names()) & TABLES
+    if existing:
+        log.warning("finishing a half-made initial schema (found: %s)", ", ".join(sorted(existing)))
     op.create_table('inbound_message',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -42,13 +56,13 @@ def upgrade() -> None:
     sa.Column('times_seen', sa.Integer(), nullable=False),
     sa.Column('warnings', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('dedupe_key')
+    sa.UniqueConstraint('dedupe_key'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_inbound_message_from_addr'), ['from_addr'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbound_message_message_id'), ['message_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbound_message_outcome'), ['outcome'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbound_message_ref'), ['ref'], unique=False)
+    op.create_index(op.f('ix_inbound_message_from_addr'), 'inbound_message', ['from_addr'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_inbound_message_message_id'), 'inbound_message', ['message_id'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_inbound_message_outcome'), 'inbound_message', ['outcome'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_inbound_message_ref'), 'inbound_message', ['ref'], unique=False, if_not_exists=True)
 
     op.create_table('mailbox_state',
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
@@ -56,7 +70,8 @@ def upgrade() -> None:
     sa.Column('last_uid', sa.BigInteger(), nullable=True),
     sa.Column('last_check_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
-    sa.PrimaryKeyConstraint('source')
+    sa.PrimaryKeyConstraint('source'),
+    if_not_exists=True,
     )
     op.create_table('attachment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -72,10 +87,10 @@ def upgrade() -> None:
     sa.Column('parse_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('parse_json', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('attachment', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_attachment_inbound_id'), ['inbound_id'], unique=False)
+    op.create_index(op.f('ix_attachment_inbound_id'), 'attachment', ['inbound_id'], unique=False, if_not_exists=True)
 
     op.create_table('registration',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -100,11 +115,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['source_attachment_id'], ['attachment.id'], ),
     sa.ForeignKeyConstraint(['source_inbound_id'], ['inbound_message.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('code')
+    sa.UniqueConstraint('code'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('registration', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_registration_event_key'), ['event_key'], unique=False)
-        batch_op.create_index(batch_op.f('ix_registration_sender_email'), ['sender_email'], unique=False)
+    op.create_index(op.f('ix_registration_event_key'), 'registration', ['event_key'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_registration_sender_email'), 'registration', ['sender_email'], unique=False, if_not_exists=True)
 
     op.create_table('outbound_mail',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -127,13 +142,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
     sa.ForeignKeyConstraint(['registration_id'], ['registration.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('dedupe_key')
+    sa.UniqueConstraint('dedupe_key'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('outbound_mail', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbound_mail_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbound_mail_kind'), ['kind'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbound_mail_status'), ['status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbound_mail_to_addr'), ['to_addr'], unique=False)
+    op.create_index(op.f('ix_outbound_mail_created_at'), 'outbound_mail', ['created_at'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_outbound_mail_kind'), 'outbound_mail', ['kind'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_outbound_mail_status'), 'outbound_mail', ['status'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_outbound_mail_to_addr'), 'outbound_mail', ['to_addr'], unique=False, if_not_exists=True)
 
     op.create_table('participant',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -144,11 +159,11 @@ def upgrade() -> None:
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.ForeignKeyConstraint(['registration_id'], ['registration.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('participant', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_participant_email'), ['email'], unique=False)
-        batch_op.create_index(batch_op.f('ix_participant_registration_id'), ['registration_id'], unique=False)
+    op.create_index(op.f('ix_participant_email'), 'participant', ['email'], unique=False, if_not_exists=True)
+    op.create_index(op.f('ix_participant_registration_id'), 'participant', ['registration_id'], unique=False, if_not_exists=True)
 
     op.create_table('registration_version',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -160,10 +175,10 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['registration_id'], ['registration.id'], ),
     sa.ForeignKeyConstraint(['replaced_by_inbound_id'], ['inbound_message.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('registration_id', 'version')
+    sa.UniqueConstraint('registration_id', 'version'),
+    if_not_exists=True,
     )
-    with op.batch_alter_table('registration_version', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_registration_version_registration_id'), ['registration_id'], unique=False)
+    op.create_index(op.f('ix_registration_version_registration_id'), 'registration_version', ['registration_id'], unique=False, if_not_exists=True)
 
 
 
