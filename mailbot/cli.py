@@ -253,7 +253,9 @@ def parse(
     suggestion when a cross-check points to one); --provenance shows why. Without a
     config file, the events of the shipped demo.toml are recognised."""
     _start(verbose, quiet)
-    from mailbot.forms import load_vocabulary, parse_file
+    from mailbot.forms import load_vocabulary
+    from mailbot.forms.model import Limits
+    from mailbot.forms.worker import parse_file_isolated
     from mailbot.ingest import events_for_forms
     from mailbot.resources import default_config_dir
 
@@ -267,7 +269,20 @@ def parse(
     except ConfigError as e:
         raise _fail(str(e)) from e
     events = events_for_forms(settings)
-    _print_json([parse_file(f, events, vocabulary=vocabulary).to_json(provenance=provenance) for f in files])
+    # The daemon's isolation: a hostile file gets a deadline and a memory cap here too.
+    lim = settings.limits
+    limits = Limits(
+        max_file_bytes=lim.max_attachment_bytes,
+        max_decompressed_bytes=lim.max_decompressed_bytes,
+        max_zip_entries=lim.max_zip_entries,
+        max_pdf_pages=lim.max_pdf_pages,
+        max_image_pixels=lim.max_image_pixels,
+        timeout_seconds=lim.parse_timeout_seconds,
+    )
+    _print_json([
+        parse_file_isolated(f, events, limits, vocabulary=vocabulary).to_json(provenance=provenance)
+        for f in files
+    ])
 
 
 @app.command()

@@ -379,6 +379,14 @@ class LimitSettings(_Model):
     max_pdf_pages: int = Field(default=50, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     parse_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_documents_per_message: int = Field(default=40, ge=1)
+    """Attachments read per message (identical files count once); a real sender
+    attaches a few forms, so more is a mistake or an attack and goes to review."""
+    message_parse_seconds: float = Field(default=300.0, gt=0)
+    """Reading time shared by all attachments of one message, so one mail cannot hold up
+    every message behind it."""
+    max_scans_per_message: int = Field(default=10, ge=0)
+    """Scanned pages (OCR, the slow case) read per message."""
 
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")

@@ -39,11 +39,13 @@ from sqlmodel import Session, col, select
 from mailbot.config import EventSettings, Settings
 from mailbot.errors import MailboxError, MailbotError
 from mailbot.forms import Vocabulary
+from mailbot.forms.sniff import sniff
 from mailbot.forms.worker import parse_isolated
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.loopguard import classify, safe_to_reply
 from mailbot.mailbox.base import Outcome, RawMessage
 from mailbot.mime import Attachment, MimeLimits, ParsedMessage, parse_message
+from mailbot.mime.budget import MessageBudget
 from mailbot import cancellations, doubts
 from mailbot.bounces import clear_bounce, record_auto_reply, record_bounce
 from mailbot.intent import detect_withdrawal
@@ -690,14 +692,30 @@ def _decide(
     forms: list[tuple[StoredAttachment, FormData]] = []
     unreadable: list[str] = []
     blank_returned = False
+    budget = _budget(settings)
     for att in parsed.attachments:
-        stored, form = _parse_attachment(ctx, session, inbound.id, att)
+        if budget.duplicate(att.sha256):
+            continue
+        refused = budget.refusal()
+        if refused is not None:
+            decision.escalate("needs_review", refused)
+            break
+        fmt = sniff(att.data)
+        if budget.scan_refused(fmt):
+            continue
+        budget.start()
+        stored, form = _parse_attachment(ctx, session, inbound.id, att, budget.remaining())
+        budget.spent(fmt, form.method)
         if form.status == "ok" and _is_blank(form):
             blank_returned = True
         elif form.status == "ok":
             forms.append((stored, form))
         elif form.status == "unreadable" and _worth_a_look(form, att):
             unreadable.append(f"{att.filename}: {form.reason or 'unreadable'}")
+    for why in budget.notes():
+        decision.escalate("needs_review", why)
+    if (dups := budget.duplicates_note()) is not None:
+        decision.reasons.append(dups)
 
     reply_addr = _reply_address(parsed, settings)
     if verdict is not None:
@@ -1008,11 +1026,25 @@ def _withdraw(
             promoted(session, ctx.mailer, moved, event, now=now, out=out)
 
 
+def _budget(settings: Settings) -> MessageBudget:
+    """The reading budget of one message, from ``[limits]``."""
+    lim = settings.limits
+    return MessageBudget(
+        max_documents=lim.max_documents_per_message,
+        seconds=lim.message_parse_seconds,
+        max_scans=lim.max_scans_per_message,
+    )
+
+
 def _parse_attachment(
-    ctx: IngestContext, session: Session, inbound_id: int, att: Attachment
+    ctx: IngestContext, session: Session, inbound_id: int, att: Attachment, seconds_left: float
 ) -> tuple[StoredAttachment, FormData]:
     digest = ctx.blobs.put(att.data)
-    form = parse_isolated(att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary)
+    # The document's own deadline, cut short when the message's shared budget ends first.
+    deadline = seconds_left if seconds_left < ctx.form_limits.timeout_seconds else None
+    form = parse_isolated(
+        att.data, att.filename, ctx.events, ctx.form_limits, vocabulary=ctx.vocabulary, deadline=deadline
+    )
     stored = StoredAttachment(
         inbound_id=inbound_id,
         filename=_bounded(att.filename, 300) or "",

@@ -9,8 +9,12 @@ bytes; docx/odt/pdf readers build a neutral ``Document`` that ``extract`` reads.
 from __future__ import annotations
 
 import logging
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+
+from lxml import etree
 
 from mailbot.errors import ConfigError, FormError
 from mailbot.forms.convert import CONVERTIBLE
@@ -29,6 +33,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = Limits()
+
+_DAMAGED: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    UnicodeError,
+    etree.LxmlError,
+)
+"""What a bit-flipped zip or XML part raises from deep inside zipfile/lxml."""
 
 _UNSUPPORTED = {
     "msg": "Outlook message, not a document (its attachments are read by the mail pipeline)",
@@ -70,6 +83,11 @@ def parse_bytes(
         return _unreadable(filename, fmt, "document nests too deeply")
     except MemoryError:
         return _unreadable(filename, fmt, "document needs too much memory")
+    except _DAMAGED as e:
+        # A damaged package or part the readers' own checks let through: ordinary
+        # unreadable input, worth one line, not a traceback.
+        log.info("cannot read %s: %s: %s", filename, type(e).__name__, e)
+        return _unreadable(filename, fmt, f"damaged document ({type(e).__name__}: {e})")
     except Exception as e:  # the boundary: no input may crash the caller
         log.exception("unexpected error parsing %s", filename)
         return _unreadable(
@@ -138,7 +156,14 @@ def _parse(
         return _unreadable(
             filename, fmt, _UNSUPPORTED.get(fmt, f"{fmt} is not supported yet")
         )
-    return build_form(doc, file=filename, fmt=fmt, events=events, vocab=vocab)
+    return build_form(
+        doc,
+        file=filename,
+        fmt=fmt,
+        events=events,
+        vocab=vocab,
+        max_participants=limits.max_participants,
+    )
 
 
 def _unreadable(filename: str, fmt: str | None, reason: str) -> FormData:

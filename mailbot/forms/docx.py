@@ -19,7 +19,7 @@ from lxml import etree
 from mailbot.errors import FormError
 from mailbot.forms.extract import Block, Control, Document, Inline, Para, Table
 from mailbot.forms.model import Limits
-from mailbot.forms.safety import SafeZip, parse_xml
+from mailbot.forms.safety import SafeZip, check_counts, parse_xml
 
 __all__ = ["read_docx"]
 
@@ -110,6 +110,7 @@ def read_docx(data: bytes, limits: Limits) -> Document:
     ns = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     if ns not in _W_NAMESPACES or root.tag.rsplit("}", 1)[-1] != "document":
         raise FormError(f"{main} is not a WordprocessingML document")
+    check_counts(root, (f"{{{ns}}}p",), (f"{{{ns}}}tr",), limits)
     walker = _Walker(ns)
     body = root.find(f"{{{ns}}}body")
     blocks = walker.blocks(body, 0) if body is not None else []

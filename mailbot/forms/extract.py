@@ -20,6 +20,7 @@ from mailbot.forms.model import (
     Consents,
     EventRef,
     FormData,
+    Limits,
     Institution,
     Method,
     Participant,
@@ -260,6 +261,8 @@ class _Extractor:
         """Tick marks in the workshops section that belong to no one option."""
         self.consents: dict[str, bool] = {}
         self.signals: set[str] = set()
+        self.max_people = Limits.max_participants
+        """People kept (``Limits.max_participants``); more are left out with a problem."""
         self.sources: set[Source] = set()
         self.structure_table = False
         self.event_lines: list[EventLine] = []
@@ -946,9 +949,11 @@ def build_form(
     events: Sequence[EventRef],
     vocab: Vocabulary,
     method: Method | None = None,
+    max_participants: int = Limits.max_participants,
 ) -> FormData:
     """Read ``doc`` as the registration form; ``not_a_form`` when it plainly is not one."""
     ex = _Extractor(doc, vocab, events)
+    ex.max_people = max_participants
     ex.keyed_pass()
     ex.walk(doc.blocks, "text")
     if not ex.is_form():
@@ -959,6 +964,15 @@ def build_form(
             reason="no labels of the registration form found",
         )
     problems: list[Problem] = []
+    found = len(_kept(ex, cap=False))
+    if found > max_participants:
+        problems.append(
+            Problem(
+                "participants",
+                "invalid",
+                f"Zgłoszenie zawiera {found} osób; odczytano pierwsze {max_participants}.",
+            )
+        )
     raw_text = _raw_values(ex)
     if doc.method == "ocr":
         _repair_ocr(ex)
@@ -1076,11 +1090,13 @@ def _at_before_domain(value: str, domains: set[str]) -> str | None:
     return valid.pop() if len(valid) == 1 else None
 
 
-def _kept(ex: _Extractor) -> list[_Person]:
+def _kept(ex: _Extractor, *, cap: bool = True) -> list[_Person]:
     """The people in the result: keyed rows first (the organiser's controls), then
-    rows the participant added; rows with no value at all are left out."""
+    rows the participant added; rows with no value at all are left out, and those
+    past ``ex.max_people`` too (a form of thousands would flood the registrations)."""
     raw = ex.keyed_list() + ex.people
-    return [p for p in raw if any(p.values.get(f) for f in _PERSON_FIELDS)]
+    kept = [p for p in raw if any(p.values.get(f) for f in _PERSON_FIELDS)]
+    return kept[: ex.max_people] if cap else kept
 
 
 def _raw_values(ex: _Extractor) -> dict[tuple[int, str], str]:

@@ -34,6 +34,17 @@ class Limits:
     max_pdf_pages: int = 50
     max_image_pixels: int = 40_000_000
     timeout_seconds: float = 60.0
+    max_paragraphs: int = 20_000
+    """docx/odt paragraphs (a form has a few hundred): reading costs ~60 µs each, so
+    a 48 MB body of them ends ``unreadable`` in milliseconds instead of a minute."""
+    max_table_rows: int = 5_000
+    """docx/odt table rows (a form has a few dozen); each costs ~1 ms to label."""
+    max_text_runs: int = 8_000
+    """PDF text runs per page (a dense page drawn glyph by glyph has ~4,000): PDFium
+    finds a run's text in time linear in the page's text, so a page costs runs²."""
+    max_participants: int = 200
+    """People read from one form (a real one has a few dozen); the rest are left out
+    with a problem, so one form cannot flood the registrations."""
 
 
 @dataclass

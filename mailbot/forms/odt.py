@@ -13,7 +13,7 @@ from lxml import etree
 from mailbot.errors import FormError
 from mailbot.forms.extract import Block, Control, Document, Inline, Para, Table
 from mailbot.forms.model import Limits
-from mailbot.forms.safety import SafeZip, parse_xml
+from mailbot.forms.safety import SafeZip, check_counts, parse_xml
 
 __all__ = ["read_odt"]
 
@@ -78,6 +78,7 @@ def read_odt(data: bytes, limits: Limits) -> Document:
         if len(data) > limits.max_decompressed_bytes:
             raise FormError("flat odt is too large")
         root = parse_xml(data, "fodt")
+    check_counts(root, (_T + "p", _T + "h"), (_TB + "table-row",), limits)
     body = root.find(f"{_O}body/{_O}text")
     if body is None:
         raise FormError("odt has no text body")

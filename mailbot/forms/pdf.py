@@ -116,7 +116,9 @@ def _read(
         try:
             textpage = pdfium_c.FPDFText_LoadPage(page)
             try:
-                drawn = read_objects(page, textpage) if textpage else Drawn()
+                drawn = (
+                    read_objects(page, textpage, limits.max_text_runs) if textpage else Drawn()
+                )
             finally:
                 if textpage:
                     pdfium_c.FPDFText_ClosePage(textpage)

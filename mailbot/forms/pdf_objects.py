@@ -17,6 +17,7 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from mailbot.errors import FormError
 from mailbot.forms.pdf_spread import page_text
 
 __all__ = ["UNREADABLE", "Piece", "Drawn", "display_matrix", "read_objects", "transform"]
@@ -102,11 +103,13 @@ class Drawn:
 class _Walker:
     __slots__ = (
         "textpage", "out", "seen", "segments", "buf", "size", "f", "m", "groups", "spread",
-        "unreadable",
+        "unreadable", "runs", "max_runs",
     )
 
-    def __init__(self, textpage: Any) -> None:
+    def __init__(self, textpage: Any, max_runs: int) -> None:
         self.textpage = textpage
+        self.runs = 0
+        self.max_runs = max_runs
         self.spread = page_text(textpage)
         self.unreadable = False
         self.out = Drawn()
@@ -133,6 +136,10 @@ class _Walker:
                 continue
             kind = get_type(obj)
             if kind == _TEXT:
+                self.runs += 1
+                if self.runs > self.max_runs:
+                    # Each run's text costs a pass over the page's text (in PDFium).
+                    raise FormError(f"PDF page has more than {self.max_runs} text runs")
                 if not get_bounds(obj, f0, f1, f2, f3):
                     continue
                 box = (f0.value, f1.value, f2.value, f3.value)
@@ -273,9 +280,12 @@ class _Walker:
             prev = point
 
 
-def read_objects(page: Any, textpage: Any) -> Drawn:
-    """Everything ``Drawn`` holds, for one loaded page and its text page."""
-    walker = _Walker(textpage)
+def read_objects(page: Any, textpage: Any, max_runs: int = 8_000) -> Drawn:
+    """Everything ``Drawn`` holds, for one loaded page and its text page; a page of
+    more than ``max_runs`` text runs raises ``FormError``."""
+    if _count_runs(page, max_runs) > max_runs:
+        raise FormError(f"PDF page has more than {max_runs} text runs")
+    walker = _Walker(textpage, max_runs)
     walker.walk(
         int(pdfium_c.FPDFPage_CountObjects(page)),
         pdfium_c.FPDFPage_GetObject,
@@ -295,6 +305,30 @@ def read_objects(page: Any, textpage: Any) -> Drawn:
     if out.frames and len(out.frames) * len(out.pieces) <= _MAX_PAIRS:
         _tag_frames(out)
     return out
+
+
+def _count_runs(page: Any, stop: int) -> int:
+    """Text runs on the page (in form XObjects too), counted up to ``stop + 1``: cheap,
+    so a page too big to read is refused before any run's text is asked for."""
+    runs = seen = 0
+    stack: list[tuple[Any, int]] = [(page, 0)]
+    while stack and runs <= stop and seen < _MAX_OBJECTS:
+        parent, depth = stack.pop()
+        if depth == 0:
+            count, get = int(pdfium_c.FPDFPage_CountObjects(parent)), pdfium_c.FPDFPage_GetObject
+        else:
+            count, get = int(pdfium_c.FPDFFormObj_CountObjects(parent)), pdfium_c.FPDFFormObj_GetObject
+        for i in range(min(count, _MAX_OBJECTS - seen)):
+            seen += 1
+            obj = get(parent, i)
+            kind = pdfium_c.FPDFPageObj_GetType(obj) if obj else None
+            if kind == _TEXT:
+                runs += 1
+                if runs > stop:
+                    break
+            elif kind == _FORM and depth < _MAX_DEPTH:
+                stack.append((obj, depth + 1))
+    return runs
 
 
 def display_matrix(page: Any) -> _Matrix | None:

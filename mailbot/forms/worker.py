@@ -16,10 +16,11 @@ import multiprocessing
 import multiprocessing.connection
 import resource
 from collections.abc import Sequence
+from pathlib import Path
 from multiprocessing.context import ForkServerContext
 from typing import Any
 
-from mailbot.forms import parse_bytes
+from mailbot.forms import parse_bytes, parse_file
 from mailbot.forms.labels import Vocabulary
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.forms.sniff import sniff
@@ -74,11 +75,14 @@ def parse_isolated(
     limits: Limits,
     *,
     vocabulary: Vocabulary | None = None,
-    memory_limit: int = MEMORY_LIMIT_BYTES,
+    memory_limit: int | None = None,
     deadline: float | None = None,
 ) -> FormData:
     """``parse_bytes`` in a child process; never raises, never outlives its deadline
-    (default: the readers' own ``limits.timeout_seconds`` plus a grace period)."""
+    (default: the readers' own ``limits.timeout_seconds`` plus a grace period) and
+    never takes more than ``memory_limit`` (default ``MEMORY_LIMIT_BYTES``)."""
+    if memory_limit is None:
+        memory_limit = MEMORY_LIMIT_BYTES
     if deadline is None:
         deadline = limits.timeout_seconds + _GRACE_SECONDS
     fmt = sniff(data)
@@ -112,6 +116,28 @@ def parse_isolated(
         if proc.is_alive():
             proc.kill()
         proc.join(timeout=5)
+
+
+def parse_file_isolated(
+    path: Path,
+    events: Sequence[EventRef],
+    limits: Limits,
+    *,
+    vocabulary: Vocabulary | None = None,
+) -> FormData:
+    """``parse_file`` with ``parse_isolated``'s deadline and memory cap (``mailbot
+    parse``): a file too large or missing is refused here without reading it."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    if size is None or size > limits.max_file_bytes:
+        return parse_file(path, events, limits, vocabulary=vocabulary)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return _failed(path.name, None, f"cannot read file: {e.strerror or e}")
+    return parse_isolated(data, path.name, events, limits, vocabulary=vocabulary)
 
 
 def _failed(filename: str, fmt: str | None, reason: str) -> FormData:

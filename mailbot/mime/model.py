@@ -38,6 +38,8 @@ class MimeLimits:
     max_zip_ratio: int = 100
     max_zip_total: int = 50 * MiB
     max_body_chars: int = 20_000
+    max_uu_candidates: int = 100
+    """``begin`` lines tried as uuencoded files in one body; later ones stay text."""
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import binascii
 import quopri
 import re
+from collections.abc import Sequence
 from email.message import Message
 from typing import Final
 
 from mailbot.mime.headers import raw_header
 from mailbot.mime.text import decode_bytes, lenient_b64
 
-__all__ = ["decode_payload", "estimated_size", "raw_payload", "uu_decode"]
+__all__ = ["decode_payload", "estimated_size", "raw_payload", "uu_decode", "uu_lines"]
 
 _UU_CTES: Final = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
 _ENCODED_CTES: Final = frozenset({"base64", "quoted-printable"} | _UU_CTES)
@@ -52,21 +53,26 @@ def raw_payload(part: Message) -> bytes:
 def uu_decode(data: bytes) -> tuple[str | None, bytes] | None:
     """Decode the first uuencoded block (``begin 644 name`` .. ``end``) or None."""
     lines = data.splitlines()
-    start = None
-    name: str | None = None
     for i, line in enumerate(lines):
-        m = re.match(rb"begin [0-7]{3,4} (.+)$", line.strip())
+        m = _UU_BEGIN.match(line.strip())
         if m:
-            start = i + 1
-            name = decode_bytes(m.group(1).strip())
-            break
-    if start is None:
-        return None
+            return decode_bytes(m.group(1).strip()), uu_lines(lines, i + 1, len(lines))
+    return None
+
+
+_UU_BEGIN: Final = re.compile(rb"begin [0-7]{3,4} (.+)$")
+
+
+def uu_lines(lines: Sequence[bytes], start: int, stop: int) -> bytes:
+    """The data of ``lines[start:stop]`` up to ``end`` or the first line that is not
+    uuencode; reads each line once, so one block costs its own length, nothing more."""
     out: list[bytes] = []
-    for line in lines[start:]:
-        if line.strip() == b"end":
+    for k in range(start, stop):
+        line = lines[k]
+        stripped = line.strip()
+        if stripped == b"end":
             break
-        if not line.strip():
+        if not stripped:
             continue
         try:
             out.append(binascii.a2b_uu(line))
@@ -76,7 +82,7 @@ def uu_decode(data: bytes) -> tuple[str | None, bytes] | None:
                 out.append(binascii.a2b_uu(line[:nbytes]))
             except (binascii.Error, IndexError):
                 break
-    return name, b"".join(out)
+    return b"".join(out)
 
 
 def decode_payload(part: Message) -> bytes:

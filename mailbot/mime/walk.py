@@ -25,7 +25,7 @@ from mailbot.mime.headers import (
 )
 from mailbot.mime.model import DeliveryReport, MimeLimits
 from mailbot.mime.names import sanitize_filename, type_from_name
-from mailbot.mime.payload import decode_payload, estimated_size, raw_payload, uu_decode
+from mailbot.mime.payload import decode_payload, estimated_size, raw_payload, uu_lines
 from mailbot.mime.report import (
     delivery_report,
     dsn_blocks,
@@ -42,6 +42,10 @@ from mailbot.mime.text import (
 from mailbot.mime.unpack import PKCS7_MIME, Unpacker, parse_bytes
 
 __all__ = ["Walker"]
+
+_MAX_UU_FILES: Final = 20
+_UU_BEGIN: Final = re.compile(r"begin [0-7]{3,4} \S")
+_UU_NAME: Final = re.compile(rb"begin [0-7]{3,4} (.+)$")
 
 _SIGNATURE_TYPES: Final = frozenset(
     {
@@ -357,28 +361,44 @@ class Walker(Unpacker):
         self.add_text(text)
 
     def _uu_in_text(self, text: str, depth: int, path: tuple[str, ...]) -> str:
-        """Pull classic uuencoded files out of a plain-text body (old Eudora/Pegasus mail)."""
+        """Pull classic uuencoded files out of a plain-text body (old Eudora/Pegasus mail).
+
+        One pass: each ``begin`` candidate decodes only up to its ``end``, at most
+        ``max_uu_candidates`` are tried, so a body of ``begin`` lines costs its length.
+        """
         lines = text.splitlines(keepends=True)
         ends = [k for k, line in enumerate(lines) if line.strip() == "end"]
+        if not ends:
+            return text
+        raw: list[bytes] | None = None
         out: list[str] = []
-        i = found = 0
+        i = found = tried = 0
         while i < len(lines):
             line = lines[i]
-            if found < 20 and re.match(r"begin [0-7]{3,4} \S", line):
-                nxt = bisect.bisect_right(ends, i)
-                end = ends[nxt] if nxt < len(ends) else None
-                if end is not None:
-                    res = uu_decode(
-                        "".join(lines[i : end + 1]).encode("latin-1", "replace")
+            if (
+                found < _MAX_UU_FILES
+                and i < ends[-1]
+                and _UU_BEGIN.match(line)
+            ):
+                if tried >= self.limits.max_uu_candidates:
+                    self.warn(
+                        f"more than {self.limits.max_uu_candidates} uuencode 'begin' lines: the rest read as text"
                     )
-                    if res and res[1]:
-                        found += 1
-                        out.append(f"[uuencoded file: {sanitize_filename(res[0])}]\n")
-                        self.file(
-                            res[0], type_from_name(res[0]), res[1], depth, path, 0
-                        )
-                        i = end + 1
-                        continue
+                    out.extend(lines[i:])
+                    break
+                tried += 1
+                end = ends[bisect.bisect_right(ends, i)]
+                if raw is None:
+                    raw = [x.encode("latin-1", "replace") for x in lines]
+                head = _UU_NAME.match(raw[i].strip())
+                data = uu_lines(raw, i + 1, end + 1) if head else b""
+                if head and data:
+                    name = decode_bytes(head.group(1).strip())
+                    found += 1
+                    out.append(f"[uuencoded file: {sanitize_filename(name)}]\n")
+                    self.file(name, type_from_name(name), data, depth, path, 0)
+                    i = end + 1
+                    continue
             out.append(line)
             i += 1
         return "".join(out)
