@@ -205,17 +205,12 @@ def _claim(
     key makes exactly one process the owner; any other finds the row and files the
     message as the owner decided (or takes it up when the owner gave up or died)."""
     lease = _lease()
+    digest = sha256(raw.data)
     for _ in range(3):
-        row = _ledger_row(headers, raw, key, ref, sha256(raw.data), now)
+        row = _ledger_row(headers, raw, key, ref, digest, now)
         row.reason = lease
         try:
-            with ctx.session_factory() as session:
-                session.add(row)
-                session.flush()
-                assert row.id is not None
-                inbound_id = row.id
-                session.commit()
-            return inbound_id
+            return _insert(ctx, row)
         except IntegrityError:
             pass
         except Exception as e:
@@ -228,6 +223,17 @@ def _claim(
     raise StorageUnavailable(
         f"message {ref}: its ledger row conflicts with another but cannot be read; left in the inbox for a later pass"
     )
+
+
+def _insert(ctx: IngestContext, row: InboundMessage) -> int:
+    """Insert a ledger row in a transaction of its own; its id."""
+    with ctx.session_factory() as session:
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        inbound_id = row.id
+        session.commit()
+    return inbound_id
 
 
 def _existing(ctx: IngestContext, key: str, ref: str, lease: str) -> int | MessageResult | None:
@@ -412,12 +418,7 @@ def _unstorable(
         received_at=now, outcome="needs_review", reason=reason,
     )
     try:
-        with ctx.session_factory() as session:
-            session.add(row)
-            session.flush()
-            assert row.id is not None
-            inbound_id = row.id
-            session.commit()
+        inbound_id = _insert(ctx, row)
     except IntegrityError:
         found = _existing(ctx, key, ref, _lease())
         if found is None:

@@ -55,9 +55,6 @@ _CLOSE = 0.5
 _OCR_UNCORROBORATED = 0.75
 _UNASSIGNED_PHONE = 0.6
 _UNREADABLE_GLYPH = 0.5
-# The lowest word confidence at which one corroborated half vouches for an OCR'd
-# address.
-_OCR_WORDS_CORROBORATED = OCR_WORD_DOUBT
 
 
 @dataclass
@@ -128,7 +125,7 @@ def _score(
             confidence *= _REPAIR.get(note, 1.0)
     suggestion: str | None = None
     if reading.kind == "email":
-        words_ok = words is None or words >= _OCR_WORDS_CORROBORATED
+        words_ok = words is None or words >= OCR_WORD_DOUBT  # read well enough to vouch
         confidence, suggestion = _email(reading, domains, confidence, notes, words_ok)
     elif reading.kind == "phone" and reading.value.startswith("+"):
         if not phone_assigned(reading.value):

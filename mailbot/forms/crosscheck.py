@@ -36,7 +36,6 @@ __all__ = [
     "check_first_name",
     "check_local_part",
     "phone_assigned",
-    "transliterate",
 ]
 
 Outcome = Literal["agrees", "close", "unrelated"]
@@ -80,15 +79,10 @@ _SEPARATORS = re.compile(r"[._\-+]")
 _TRAILING_DIGITS = re.compile(r"\d+$")
 
 
-def transliterate(text: str) -> str:
-    """Lower-case ASCII the way Polish names become mailbox names (``Łukasz`` → ``lukasz``)."""
-    return fold(text)
-
-
 def _name_tokens(full_name: str) -> list[str]:
     """The name's words and the parts of a double-barrelled surname, transliterated."""
     out: list[str] = []
-    for word in re.split(r"\s+", transliterate(full_name).strip()):
+    for word in re.split(r"\s+", fold(full_name).strip()):
         word = word.strip(".,;()")
         if not word:
             continue
@@ -129,7 +123,7 @@ def check_local_part(email: str, full_name: str | None) -> Verdict:
     if not tokens:
         return UNRELATED
     forms = _segment_forms(tokens)
-    folded = transliterate(local)
+    folded = fold(local)
     if folded.replace("-", "") in {f.replace("-", "") for f in forms}:
         return AGREES
     segments = [s for s in _SEPARATORS.split(folded) if s]
@@ -152,7 +146,7 @@ def check_local_part(email: str, full_name: str | None) -> Verdict:
         return AGREES
     if fixes and matched + len(fixes) == len(segments):
         parts = re.split(r"([._\-+])", local)
-        rebuilt = "".join(fixes.get(transliterate(p), p) for p in parts)
+        rebuilt = "".join(fixes.get(fold(p), p) for p in parts)
         return Verdict("close", f"{rebuilt}@{domain}")
     return UNRELATED
 

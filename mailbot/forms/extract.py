@@ -973,11 +973,12 @@ def build_form(
                 f"Zgłoszenie zawiera {found} osób; odczytano pierwsze {max_participants}.",
             )
         )
-    raw_text = _raw_values(ex)
+    kept = _kept(ex)
+    raw_text = _raw_values(ex, kept)
     if doc.method == "ocr":
         _repair_ocr(ex)
     institution = _institution(ex.institution, problems)
-    people = _people(ex, problems)
+    people = _people(kept, problems)
     workshops = _workshops(ex)
     if ex.unclear_ticks and len({letter for letter, _ in ex.options}) > 1:
         problems.append(
@@ -1011,7 +1012,7 @@ def build_form(
             )
         )
     problems.extend(doc.findings)
-    readings = _readings(ex, institution, people, raw_text, doc)
+    readings = _readings(ex, institution, zip(people, kept, strict=True), raw_text, doc)
     ocr_score = None
     if doc.method == "ocr":
         from mailbot.forms.ocr import value_confidence
@@ -1099,11 +1100,11 @@ def _kept(ex: _Extractor, *, cap: bool = True) -> list[_Person]:
     return kept[: ex.max_people] if cap else kept
 
 
-def _raw_values(ex: _Extractor) -> dict[tuple[int, str], str]:
+def _raw_values(ex: _Extractor, kept: list[_Person]) -> dict[tuple[int, str], str]:
     """Every value as read, before OCR repairs (its words carry OCR's confidence);
     person ``-1`` is the institution."""
     out = {(-1, k): v for k, v in ex.institution.items()}
-    for i, person in enumerate(_kept(ex)):
+    for i, person in enumerate(kept):
         out.update({(i, k): v for k, v in person.values.items()})
     return out
 
@@ -1125,7 +1126,7 @@ _INSTITUTION_KINDS: dict[str, Kind] = {
 def _readings(
     ex: _Extractor,
     institution: Institution,
-    people: list[Participant],
+    people: Iterable[tuple[Participant, _Person]],
     raw_text: dict[tuple[int, str], str],
     doc: Document,
 ) -> list[Reading]:
@@ -1138,30 +1139,23 @@ def _readings(
             return "text"  # a table rebuilt from a PDF page's layout
         return origin
 
+    # (path prefix, fields, result object, key in raw_text, origins, notes, name)
+    holders: list[tuple[str, dict[str, Kind], object, int, dict[str, Source], dict[str, list[str]], str | None]]
+    holders = [("institution", _INSTITUTION_KINDS, institution, -1, ex.institution_origin, ex.institution_notes, None)]
+    holders += [
+        (f"participants[{i}]", _PERSON_KINDS, person, i, raw.origin, raw.notes, person.full_name)
+        for i, (person, raw) in enumerate(people)
+    ]
     out: list[Reading] = []
-    for name, kind in _INSTITUTION_KINDS.items():
-        value = getattr(institution, name)
-        if value is None:
-            continue
-        out.append(
-            Reading(
-                f"institution.{name}", kind, value, raw_text.get((-1, name), value),
-                source(ex.institution_origin.get(name, "text")),
-                list(ex.institution_notes.get(name, [])),
-            )
-        )
-    for i, (person, raw) in enumerate(zip(people, _kept(ex), strict=True)):
-        for name, kind in _PERSON_KINDS.items():
-            value = getattr(person, name)
+    for prefix, kinds, holder, index, origin, notes, full_name in holders:
+        for name, kind in kinds.items():
+            value = getattr(holder, name)
             if value is None:
                 continue
             out.append(
                 Reading(
-                    f"participants[{i}].{name}", kind, value,
-                    raw_text.get((i, name), value),
-                    source(raw.origin.get(name, "text")),
-                    list(raw.notes.get(name, [])),
-                    person=person.full_name,
+                    f"{prefix}.{name}", kind, value, raw_text.get((index, name), value),
+                    source(origin.get(name, "text")), list(notes.get(name, [])), person=full_name,
                 )
             )
     if ex.remarks is not None:
@@ -1200,9 +1194,9 @@ def _institution(values: dict[str, str], problems: list[Problem]) -> Institution
     return inst
 
 
-def _people(ex: _Extractor, problems: list[Problem]) -> list[Participant]:
+def _people(kept: list[_Person], problems: list[Problem]) -> list[Participant]:
     people: list[Participant] = []
-    for person in _kept(ex):
+    for person in kept:
         n = len(people) + 1
         i = n - 1
         p = Participant(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from mailbot.forms.ocr_unread import Boxed
+from mailbot.forms.ocr_words import Boxed
 
 __all__ = ["accent_lost"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from mailbot.forms.ocr_words import Scored, W
 
 __all__ = ["clean_line", "is_junk"]
 
@@ -30,18 +30,7 @@ _DASHES = frozenset("-–—‐")
 _ADDRESS = re.compile(r"[@©]|[^\W\d_]{2,}\.(?:pl|com|eu|org|net|gov)\b")
 
 
-class _WordLike(Protocol):
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def conf(self) -> float: ...
-
-
-W = TypeVar("W", bound=_WordLike)
-
-
-def is_junk(word: _WordLike) -> bool:
+def is_junk(word: Scored) -> bool:
     """A poorly read word that is no word: scribble, fill-in dots, dirt."""
     if word.conf >= KEEP:
         return False

@@ -15,9 +15,10 @@ import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from PIL import Image
+
+from mailbot.forms.ocr_words import Scored
 
 __all__ = ["Orientation", "alternatives", "detect", "good", "quality", "turn"]
 
@@ -30,14 +31,6 @@ GOOD_WORDS = 25
 _OSD_SCALE = 0.5
 _ROTATE = re.compile(r"Rotate:\s*(\d+)")
 _CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")
-
-
-class _WordLike(Protocol):
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def conf(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +103,7 @@ def alternatives(page: Image.Image, tried: int) -> list[int]:
     return [360 - tried] if not upright else [0]
 
 
-def quality(words: Iterable[_WordLike]) -> float:
+def quality(words: Iterable[Scored]) -> float:
     """How well a page was read: the summed confidence of its well-read real words.
 
     Upside-down text reads as short junk at low confidence; upright form text gives
@@ -123,6 +116,6 @@ def quality(words: Iterable[_WordLike]) -> float:
     )
 
 
-def good(words: Iterable[_WordLike]) -> bool:
+def good(words: Iterable[Scored]) -> bool:
     """Whether a reading is plainly upright (no other orientation worth a try)."""
     return quality(words) >= 80 * GOOD_WORDS

@@ -11,9 +11,10 @@ flagged instead of passed on cut short.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from PIL import Image, ImageDraw
+
+from mailbot.forms.ocr_words import Boxed
 
 __all__ = ["UNREAD_SHARE", "beside_unread"]
 
@@ -30,25 +31,6 @@ _PAD = 0.25
 # Shorter words are not judged: confidences are looked up by a word's text, and
 # doubting "w" or "A" would doubt every value spelling them.
 _MIN_LETTERS = 3
-
-
-class Boxed(Protocol):
-    """A recognised word and its box in page pixels (``ocr.Word`` is one)."""
-
-    @property
-    def x0(self) -> int: ...
-
-    @property
-    def y0(self) -> int: ...
-
-    @property
-    def x1(self) -> int: ...
-
-    @property
-    def y1(self) -> int: ...
-
-    @property
-    def text(self) -> str: ...
 
 
 def beside_unread(ink: Image.Image, words: Sequence[Boxed], height: float) -> set[int]:

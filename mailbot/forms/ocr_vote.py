@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, TypeVar
+from typing import Literal
 
 from mailbot.forms.normalize import normalize_email, normalize_phone
+from mailbot.forms.ocr_words import Scored, W
 
 __all__ = ["DISAGREED", "Contact", "contact_kind", "vote"]
 
@@ -32,17 +33,6 @@ _SURE = 60.0
 
 _DIGIT = re.compile(r"\d")
 _ADDRESS = re.compile(r"[@©®]|\w{2,}\.[a-z]{2,4}\b")
-
-
-class _WordLike(Protocol):
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def conf(self) -> float: ...
-
-
-W = TypeVar("W", bound=_WordLike)
 
 
 def contact_kind(text: str) -> Contact | None:
@@ -104,7 +94,7 @@ def vote(
     return chosen, len(counts) >= 2
 
 
-def _text(words: Sequence[_WordLike], kind: Contact) -> str:
+def _text(words: Sequence[Scored], kind: Contact) -> str:
     """A reading as one value: an address's pieces (wrapped lines) join without a
     space, as the extractor joins an e-mail cell's lines."""
     return ("" if kind == "email" else " ").join(w.text for w in words)
