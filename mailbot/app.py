@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,13 +23,21 @@ from mailbot.errors import MailboxError
 from mailbot.forms import load_vocabulary
 from mailbot.forms.blank import EventHeader, make_docx
 from mailbot.forms.model import Limits
-from mailbot.ingest import IngestContext, MessageResult, events_for_forms, process
+from mailbot.ingest import (
+    IngestContext,
+    MessageResult,
+    StorageUnavailable,
+    events_for_forms,
+    process,
+    temporary_reason,
+)
+from mailbot.leadership import JobBusy, job_lock
 from mailbot.mailbox.base import Cursor, MailboxSource, RawMessage
 from mailbot.mime import MimeLimits
 from mailbot.outbox import DeliveryStats, FileAttachment, deliver_due
 from mailbot.reminders import announce_changes, queue_reminders
 from mailbot.replies import Mailer, Queued
-from mailbot.store import db
+from mailbot.store import claims, db
 from mailbot.store.blobs import BlobStore
 from mailbot.store.tables import InboundMessage, MailboxState
 from mailbot.templating import Templates
@@ -53,6 +62,8 @@ class PassReport:
 
     results: list[MessageResult] = field(default_factory=list)
     filing_errors: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    """Messages left unfiled because another process holds them (processing or filing)."""
     scheduled: list[str] = field(default_factory=list)
     """Mails queued by the clock rather than by a message: reminders, change notices."""
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
@@ -104,6 +115,7 @@ class App:
         self.mailer = Mailer(settings, self.templates, blank_form_attachment)
         self._source = source
         self._transport = transport
+        self._claimer = claims.claimer_name()
         limits = settings.limits
         self.ingest = IngestContext(
             settings=settings,
@@ -156,15 +168,25 @@ class App:
         report.delivery = self.deliver()
         return report
 
+    def exclusive(self, job: str) -> AbstractContextManager[None]:
+        """Hold ``job``'s lock on this store for a block (raises JobBusy when another
+        process runs the same job), so the service and a hand-run command take turns."""
+        return job_lock(self.engine, self.settings.db_url, job)
+
     def remind(self) -> list[str]:
         """Queue what the clock makes due: change notices (and promotions after a raised
-        capacity) for events edited in config, then reminders. Idempotent."""
+        capacity) for events edited in config, then reminders. Idempotent; skipped while
+        another process does the same."""
         now = self.clock()
         out = Queued()
-        with self.session() as session:
-            announce_changes(session, self.mailer, now, out)
-            queue_reminders(session, self.mailer, now, out)
-            session.commit()
+        try:
+            with self.exclusive("remind"), self.session() as session:
+                announce_changes(session, self.mailer, now, out)
+                queue_reminders(session, self.mailer, now, out)
+                session.commit()
+        except JobBusy:
+            log.info("reminders and change notices: another process is queueing them now")
+            return []
         for line in out.queued:
             log.info("queued %s", line)
         return out.queued
@@ -188,7 +210,9 @@ class App:
             for raw in source.fetch(cursor):
                 result = process(self.ingest, raw)
                 report.results.append(result)
-                filed = self._file(source, raw, result, report)
+                filed = not result.deferred and self._file(source, raw, result, report)
+                if result.deferred:
+                    report.deferred.append(result.ref)
                 advancing = advancing and filed
                 if advancing and raw.cursor is not None:
                     cursor = raw.cursor
@@ -196,6 +220,12 @@ class App:
                 if on_message is not None:
                     on_message(result)
             self._save_cursor(source.name, cursor, None)
+        except SQLAlchemyError as e:
+            # Filing claims and the cursor write to the database too: a full disk or a
+            # lock there is as temporary as in ingest, and ends the pass the same way.
+            if temporary_reason(e) is None:
+                raise
+            raise StorageUnavailable(f"the database is unavailable: {temporary_reason(e)} ({e.__class__.__name__})") from e
         except MailboxError as e:
             try:
                 self._save_cursor(source.name, cursor, str(e))
@@ -206,12 +236,22 @@ class App:
             source.close()
 
     def _file(self, source: MailboxSource, raw: RawMessage, result: MessageResult, report: PassReport) -> bool:
+        """Move the message where its outcome says, if this process wins the filing claim
+        (a daemon and a hand-run pass never both move it). False when it is still in the
+        inbox: the move failed, or another process is filing it."""
+        place = raw.ref if raw.cursor is None else f"{raw.cursor.uidvalidity}:{raw.ref}"
+        if not claims.claim_filing(self.session, source.name, place, self._claimer):
+            log.info("message %s is being filed by another process", result.ref)
+            report.deferred.append(result.ref)
+            return False
         try:
             source.file(raw, result.folder)
         except MailboxError as e:
-            log.warning("could not file message %s: %s (will retry next pass)", result.ref, e)
+            log.warning("could not file message %s: %s (trying again shortly)", result.ref, e)
             report.filing_errors.append(f"{result.ref}: {e}")
+            claims.release_filing(self.session, source.name, place, self._claimer)
             return False
+        claims.filed(self.session, source.name, place, self._claimer)
         with self.session() as session:
             row = session.get(InboundMessage, result.inbound_id)
             if row is not None and not row.filed:

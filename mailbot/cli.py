@@ -620,6 +620,7 @@ def digest(
     At most one per event, address and day."""
     _start(verbose, quiet)
     from mailbot.digest import run_digest_command
+    from mailbot.leadership import JobBusy
 
     app_ = _app_for(config, db, now, outbox)
     _event_key(app_.settings, event)
@@ -627,6 +628,9 @@ def digest(
         out.print(run_digest_command(app_, event, dry_run), markup=False, highlight=False, soft_wrap=True)
     except ConfigError as e:
         raise _fail(str(e)) from e
+    except JobBusy:
+        raise _fail("another mailbot process is sending the digest right now; try again in a minute",
+                    ExitCode.FAILED) from None
 
 
 @app.command()
@@ -643,11 +647,16 @@ def purge(
     Personal data and stored files go retention_days after each event; anonymous
     counts stay. The service does this every night; mail in the mailbox is not touched."""
     _start(verbose, quiet)
+    from mailbot.leadership import JobBusy
     from mailbot.purge import purge as run_purge, render_report
 
     app_ = _app_for(config, db, now)
-    with app_.session() as session:
-        report = run_purge(session, app_.settings, app_.blobs, app_.clock(), dry_run=dry_run)
+    try:
+        with app_.exclusive("purge"), app_.session() as session:
+            report = run_purge(session, app_.settings, app_.blobs, app_.clock(), dry_run=dry_run)
+    except JobBusy:
+        raise _fail("another mailbot process is purging right now (the service does it nightly); "
+                    "try again in a minute", ExitCode.FAILED) from None
     out.print(render_report(report), markup=False, highlight=False, soft_wrap=True)
 
 

@@ -73,9 +73,11 @@ AFTER_EXIT = """
 `status --json`, `review list --json` and `review show --json` print one JSON document.
 Times are ISO 8601 with their UTC offset. Keys are only ever added, never renamed.
 
-- `status --json`: `now`, `mailboxes[]` (`source`, `last_check_at`, `last_error`),
-  `messages_today` (outcome → count since midnight), `review_open`, `unfiled`,
-  `outbox` (status → count), `oldest_unsent_at`, `last_delivery_error`, `jobs[]`
+- `status --json`: `now`, `service` (`leader`: the running `mailbot run`, or null;
+  `standbys[]`: services waiting to take over, PostgreSQL only), `mailboxes[]`
+  (`source`, `last_check_at`, `last_error`), `messages_today` (outcome → count since
+  midnight), `review_open`, `unfiled`, `temporary_errors` (messages left in the inbox
+  after a temporary storage error, retried by the service), `outbox` (status → count), `oldest_unsent_at`, `last_delivery_error`, `jobs[]`
   (`id`, `next_run_at`), `events[]` (`key`, `date`, `seated`, `capacity`, `waiting`,
   `cancelled`, `late`), `address` (null, or with `--address`: `address`, `bouncing`,
   `bounce_reason`, `inbound[]` (`received_at`, `ref`, `outcome`, `reason`),

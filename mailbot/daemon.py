@@ -39,6 +39,7 @@ from mailbot.app import App, PassReport, build_app
 from mailbot.config import Settings, apply_overrides, load_settings
 from mailbot.errors import AlreadyRunning, ConfigError, MailboxError
 from mailbot.ingest import StorageUnavailable
+from mailbot.leadership import JobBusy, PgLeadership
 from mailbot.logsetup import configure
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ is bounded by ``limits.parse_timeout_seconds``, a mailbox pass by the batch size
 _MAX_BACKOFF_S = 300.0
 _FILING_RETRY_S = 5.0
 """First wait before filing again messages the server would not move."""
+_STANDBY_POLL_S = 1.0
+"""How often a standby asks for the lead: the takeover delay after a leader dies."""
 _TICK_S = 5.0
 """How long one IDLE or sleep step lasts: the longest a stop request waits."""
 
@@ -227,13 +230,15 @@ class Daemon:
             try:
                 from mailbot.digest import queue_digests
 
-                with self.app.session() as session:
+                with self.app.exclusive("digest"), self.app.session() as session:
                     results = queue_digests(
                         session, self.settings, self.app.templates, self.app.blobs, self.app.clock()
                     )
                     session.commit()
                 log.info("daily digest: %d mail(s) queued", sum(1 for r in results if r.queued))
                 self.app.deliver()
+            except JobBusy:
+                log.info("daily digest: another process is sending it now")
             except Exception:  # noqa: BLE001
                 log.exception("digest job failed; it runs again tomorrow (or run `mailbot digest`)")
 
@@ -242,10 +247,12 @@ class Daemon:
             try:
                 from mailbot.purge import purge
 
-                with self.app.session() as session:
+                with self.app.exclusive("purge"), self.app.session() as session:
                     report = purge(session, self.settings, self.app.blobs, self.app.clock())
                     session.commit()
                 log.info("retention purge: %s", report)
+            except JobBusy:
+                log.info("retention purge: another process is running it now")
             except Exception:  # noqa: BLE001
                 log.exception("purge job failed; it runs again tomorrow (or run `mailbot purge`)")
 
@@ -270,15 +277,19 @@ class Daemon:
         self.state.passes += 1
         return report
 
-    def _wait_for_mail(self) -> None:
+    def _wait_for_mail(self, leadership: PgLeadership | None = None) -> None:
         """Until new mail may be there, a stop or a reload is asked for, or the poll
         interval passes. IDLE where the server has it; plain sleep for a Maildir."""
         settings = self.settings.mailbox
-        deadline = time.monotonic() + (settings.idle_renew_seconds if settings.idle else settings.poll_seconds)
         source = self.app.source
         idle = getattr(source, "idle_wait", None) if settings.idle else None
+        # A source without IDLE (a Maildir) is polled every poll_seconds even when the
+        # config leaves `idle` on: the IDLE renewal interval is no poll interval.
+        deadline = time.monotonic() + (settings.idle_renew_seconds if idle is not None else settings.poll_seconds)
         while not self._stop.is_set() and not self._reload.is_set():
             self.state.heartbeat = time.monotonic()
+            if leadership is not None and not leadership.still_leading():
+                return  # the main loop says so and stops
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -299,55 +310,17 @@ class Daemon:
             return 1
         _current = self
         self.install_signal_handlers()
-        self.start_scheduler()
         watchdog = threading.Thread(target=self._feed_watchdog, name="watchdog", daemon=True)
         watchdog.start()
-        sdnotify.ready(status=f"watching {self.app.source.name}")
-        log.info("mailbot started: mailbox %s, outbox %s", self.app.source.name, self.settings.outbox.kind)
-        backoff = 1.0
-        filing_retry = _FILING_RETRY_S
+        leadership = PgLeadership(self.app.engine) if self.app.engine.dialect.name == "postgresql" else None
+        code = 0
         try:
-            while not self._stop.is_set():
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self.reload()
-                try:
-                    report = self.one_pass()
-                    if report.results:
-                        log.info(
-                            "pass: %d message(s); mails sent %d, retrying %d, failed %d",
-                            len(report.results), report.delivery.sent, report.delivery.retried,
-                            report.delivery.failed,
-                        )
-                        sdnotify.status(f"last pass {len(report.results)} message(s)")
-                    if self._stop.is_set():
-                        break
-                    if report.filing_errors:
-                        # Registered and answered, but still in the inbox (the server
-                        # refused the MOVE, e.g. while restarting): file it again in a
-                        # few seconds rather than at the next IDLE renewal.
-                        log.warning(
-                            "%d message(s) not filed; trying again in %.0f s",
-                            len(report.filing_errors), filing_retry,
-                        )
-                        self._stop.wait(filing_retry)
-                        filing_retry = min(_MAX_BACKOFF_S, filing_retry * 2)
-                        continue
-                    filing_retry = _FILING_RETRY_S
-                    self._wait_for_mail()
-                    backoff = 1.0
-                    self.state.last_error = None
-                except (MailboxError, ConfigError) as e:
-                    # ConfigError here: e.g. a refresh token revoked while running — keep
-                    # trying (with backoff) while the admin fixes it; the log says how.
-                    # StorageUnavailable: a full disk or a locked database; the message
-                    # in hand stays unfiled in the inbox, nothing about it is final.
-                    what = "storage" if isinstance(e, StorageUnavailable) else "mailbox"
-                    self.state.last_error = str(e)
-                    log.error("%s unavailable: %s; trying again in %.0f s", what, e, backoff)
-                    sdnotify.status(f"{what} unavailable, retrying: {e}"[:200])
-                    self._stop.wait(backoff)
-                    backoff = min(_MAX_BACKOFF_S, backoff * 2)
+            if leadership is not None and not self._stand_by(leadership):
+                return 0
+            self.start_scheduler()
+            sdnotify.ready(status=f"watching {self.app.source.name}")
+            log.info("mailbot started: mailbox %s, outbox %s", self.app.source.name, self.settings.outbox.kind)
+            code = self._main_loop(leadership)
         finally:
             sdnotify.stopping()
             log.info("stopping: %d message(s) handled in %d pass(es)", self.state.messages, self.state.passes)
@@ -355,11 +328,89 @@ class Daemon:
                 self.scheduler.shutdown(wait=True)
             with self.work:
                 _close_source(self.app)
+            if leadership is not None:
+                leadership.release()
             _dispose(self.app)
             _current = None
             if lock is not None:
                 lock.release()
+        return code
+
+    def _stand_by(self, leadership: PgLeadership) -> bool:
+        """Wait as a hot standby until this process leads (True) or is stopped (False)."""
+        if leadership.try_lead():
+            return True
+        holder = leadership.holder() or "another mailbot"
+        log.info("standing by: %s serves this database; taking over when it stops", holder)
+        sdnotify.ready(status=f"standby; the leader is {holder}"[:200])
+        while not self._stop.wait(_STANDBY_POLL_S):
+            self.state.heartbeat = time.monotonic()
+            if leadership.try_lead():
+                log.info("the leader is gone: taking over")
+                return True
+        return False
+
+    def _main_loop(self, leadership: PgLeadership | None) -> int:
+        backoff = 1.0
+        retry_in = _FILING_RETRY_S
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            if leadership is not None and not leadership.still_leading():
+                # The session holding the lock ended (database restarted, network cut): a
+                # standby may lead already, so working on would race it.
+                log.error("lost the lead (the database session holding it ended); stopping so that "
+                          "a standby or a restart by systemd takes over")
+                return 1
+            try:
+                report = self.one_pass()
+                if report.results:
+                    log.info(
+                        "pass: %d message(s); mails sent %d, retrying %d, failed %d",
+                        len(report.results), report.delivery.sent, report.delivery.retried,
+                        report.delivery.failed,
+                    )
+                    sdnotify.status(f"last pass {len(report.results)} message(s)")
+                if self._stop.is_set():
+                    break
+                backoff = 1.0
+                self.state.last_error = None
+                if report.filing_errors or report.deferred:
+                    # Registered and answered but still in the inbox (the server refused
+                    # the MOVE, e.g. while restarting), or in another process's hands:
+                    # look again in a few seconds rather than at the next IDLE renewal.
+                    log.warning(
+                        "%d message(s) left in the inbox (not filed: %d, held by another process: %d); "
+                        "looking again in %.0f s",
+                        len(report.filing_errors) + len(report.deferred), len(report.filing_errors),
+                        len(report.deferred), retry_in,
+                    )
+                    self._stop.wait(retry_in)
+                    retry_in = min(_MAX_BACKOFF_S, retry_in * 2)
+                    continue
+                retry_in = _FILING_RETRY_S
+                self._wait_for_mail(leadership)
+            except (MailboxError, ConfigError) as e:
+                # ConfigError here: e.g. a refresh token revoked while running — keep
+                # trying (with backoff) while the admin fixes it; the log says how.
+                # StorageUnavailable: a full disk or a locked database; the message
+                # in hand stays unfiled in the inbox, nothing about it is final.
+                what = "storage" if isinstance(e, StorageUnavailable) else "mailbox"
+                self._trouble(f"{what} unavailable", e, backoff)
+                backoff = min(_MAX_BACKOFF_S, backoff * 2)
+            except Exception as e:  # noqa: BLE001 - a bug in one pass must not end the service
+                log.exception("the pass failed unexpectedly")
+                self._trouble("pass failed", e, backoff)
+                backoff = min(_MAX_BACKOFF_S, backoff * 2)
         return 0
+
+    def _trouble(self, what: str, error: Exception, wait: float) -> None:
+        """Record, log and report (status, sd_notify) a failed pass, then wait."""
+        self.state.last_error = f"{what}: {error}"
+        log.error("%s: %s; trying again in %.0f s", what, error, wait)
+        sdnotify.status(f"{what}, retrying: {error}"[:200])
+        self._stop.wait(wait)
 
     def _feed_watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -1259,7 +1259,7 @@ def run_digest_command(app: App, event_key: str | None, dry_run: bool) -> str:
     digests at the app's clock; returns the text to print. A dry run prints each mail's
     text part and queues nothing. Raises ConfigError for an unknown event key."""
     now = app.clock()
-    with app.session() as session:
+    with app.exclusive("digest"), app.session() as session:
         results = queue_digests(
             session, app.settings, app.templates, app.blobs, now, event_key=event_key, dry_run=dry_run
         )

@@ -72,6 +72,8 @@ _SMALL_IMAGE = 60 * 1024
 _NEVER_FORMS = frozenset({"bounce", "read_receipt", "own", "loop"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
+TEMPORARY_PREFIX = "temporary error, retried on a later pass: "
+"""How a pending row released after a temporary error says so (``mailbot status``)."""
 MAX_ATTEMPTS = 3
 """Failed attempts (counted in the ledger row's history) before an internal error makes
 a message needs_review; a temporary storage error is never counted."""
@@ -79,7 +81,8 @@ _LEASE_PREFIX = "processing by"
 _LEASE = re.compile(r"processing by (\S+) pid (\d+) since (\S+)")
 _LEASE_S = 15 * 60
 """A claim by a process on another host is taken over after this long (no pid to ask)."""
-_OWNER_WAIT_S = 120.0
+_OWNER_WAIT_S = 3.0
+"""How long to wait for another process finishing a message before leaving it to it."""
 _OWNER_POLL_S = 0.2
 _EARLIEST_YEAR, _LATEST_YEAR = 1900, 2200
 _WARNINGS_CHARS = 20_000
@@ -134,6 +137,9 @@ class MessageResult:
     registrations: tuple[str, ...] = ()
     replies: tuple[str, ...] = ()
     already_seen: bool = False
+    deferred: bool = False
+    """Another live process is working on the message: left in the inbox, unfiled, for
+    a later pass (its owner files it)."""
 
 
 @dataclass
@@ -238,7 +244,8 @@ def _insert(ctx: IngestContext, row: InboundMessage) -> int:
 
 def _existing(ctx: IngestContext, key: str, ref: str, lease: str) -> int | MessageResult | None:
     """The message is in the ledger already: a final outcome means a duplicate (filed as
-    before); a pending row is taken up when free, else its owner is waited for."""
+    before); a pending row is taken up when free, else its owner is given a few seconds
+    and then left to finish (the result is ``deferred``)."""
     give_up_at = time.monotonic() + _OWNER_WAIT_S
     while True:
         with ctx.session_factory() as session:
@@ -276,8 +283,10 @@ def _existing(ctx: IngestContext, key: str, ref: str, lease: str) -> int | Messa
                     return seen.id
                 continue  # another process took it up in between: look again
         if time.monotonic() > give_up_at:
-            raise StorageUnavailable(
-                f"message {ref} is still being processed ({owner}); left in the inbox for a later pass"
+            log.info("message %s is being processed by another process (%s); leaving it to it", ref, owner)
+            return MessageResult(
+                inbound_id=seen.id, ref=ref, outcome="pending", reason=f"being processed: {owner}",
+                folder="needs_review", deferred=True,
             )
         time.sleep(_OWNER_POLL_S)
 
@@ -437,7 +446,7 @@ def _release(ctx: IngestContext, inbound_id: int, error: Exception) -> None:
             session.execute(
                 update(InboundMessage)
                 .where(col(InboundMessage.id) == inbound_id, col(InboundMessage.outcome) == "pending")
-                .values(reason=_bounded(f"temporary error, retried on a later pass: {_describe(error)}", 2000))
+                .values(reason=_bounded(f"{TEMPORARY_PREFIX}{_describe(error)}", 2000))
             )
             session.commit()
     except Exception:  # noqa: BLE001 - storage is failing; the claim frees itself

@@ -21,10 +21,7 @@ import datetime as dt
 import email.policy
 import hashlib
 import logging
-import os
 import re
-import secrets
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -37,6 +34,7 @@ from sqlalchemy import ColumnElement, func, update
 from sqlmodel import Session, col, select
 
 from mailbot.errors import DeliveryError
+from mailbot.store.claims import claimer_name, db_clock
 from mailbot.store.tables import OutboundMail
 from mailbot.templating import Rendered
 from mailbot.transport.base import Envelope, Transport
@@ -262,21 +260,6 @@ def enqueue(
 def backoff(attempts: int) -> dt.timedelta:
     """1, 2, 4 … minutes, capped at an hour."""
     return dt.timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
-
-
-def claimer_name() -> str:
-    """Who claims rows: host, pid and a random part (pids are reused, hosts share a
-    database), so two passes never mistake each other's claims for their own."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:300]
-
-
-def db_clock(session: Session, ahead: dt.timedelta = dt.timedelta(0)) -> ColumnElement[Any]:
-    """The database's current time plus ``ahead``, as SQL: leases use the clock every
-    process shares, never a pass's ``now`` (which a replay may fix in the past)."""
-    if session.get_bind().dialect.name == "sqlite":
-        # UTC, in the layout SQLAlchemy stores datetimes in, so text comparison orders them.
-        return func.strftime("%Y-%m-%d %H:%M:%f000", "now", f"{int(ahead.total_seconds()):+d} seconds")
-    return func.now() + ahead
 
 
 def sweep_stuck(session: Session, now: dt.datetime) -> int:

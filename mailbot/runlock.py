@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mailbot.errors import AlreadyRunning
 
-__all__ = ["RunLock", "hold"]
+__all__ = ["RunLock", "hold", "holder"]
 
 
 class RunLock:
@@ -66,3 +66,17 @@ def hold(database_url: str) -> RunLock | None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return RunLock(path, fd)
+
+
+def holder(database_url: str) -> str | None:
+    """Who serves a SQLite store now, e.g. ``pid 4242``; None when no service runs.
+    Only reads: the lock file's pid, alive and a mailbot (pids are reused)."""
+    path = lock_path(database_url)
+    if path is None:
+        return None
+    try:
+        pid_text = path.read_text(encoding="ascii", errors="replace").strip()
+        cmdline = Path(f"/proc/{int(pid_text)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return f"pid {pid_text}" if b"mailbot" in cmdline else None

@@ -27,7 +27,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from mailbot.config import Settings
+from mailbot import runlock
 from mailbot.errors import ConfigError, MailbotError
+from mailbot.ingest import TEMPORARY_PREFIX
+from mailbot.leadership import leaders
 from mailbot.seats import HOLDING, seats_taken
 from mailbot.store.tables import (
     AddressStatus,
@@ -120,6 +123,12 @@ class Status:
     jobs: list[tuple[str, dt.datetime | None]] = field(default_factory=list)
     events: list[EventLine] = field(default_factory=list)
     trace: Trace | None = None
+    leader: str | None = None
+    """The `mailbot run` serving the store now (``None``: none is running)."""
+    standbys: list[str] = field(default_factory=list)
+    """Services waiting to take over (PostgreSQL)."""
+    temporary_errors: int = 0
+    """Messages left in the inbox after a temporary storage error, waiting for a retry."""
 
 
 def collect(session: Session, settings: Settings, now: dt.datetime, *, address: str | None = None) -> Status:
@@ -134,6 +143,10 @@ def collect(session: Session, settings: Settings, now: dt.datetime, *, address: 
         status.outcomes_today[outcome] = int(count)
     status.review_open = _count(session, InboundMessage.outcome == "needs_review")
     status.unfiled = _count(session, col(InboundMessage.filed).is_(False))
+    status.temporary_errors = _count(
+        session, InboundMessage.outcome == "pending", col(InboundMessage.reason).startswith(TEMPORARY_PREFIX)
+    )
+    status.leader, status.standbys = _service(session, settings)
     for state, count in session.exec(
         select(OutboundMail.status, func.count()).group_by(OutboundMail.status)
     ).all():
@@ -166,6 +179,16 @@ def collect(session: Session, settings: Settings, now: dt.datetime, *, address: 
 
 def _count(session: Session, *where: object) -> int:
     return int(session.exec(select(func.count()).select_from(InboundMessage).where(*where)).one())  # type: ignore[arg-type]
+
+
+def _service(session: Session, settings: Settings) -> tuple[str | None, list[str]]:
+    """Who serves the store: on PostgreSQL the holder of the watcher lock and the
+    standbys (from the server's own tables); on SQLite the holder of the run lock."""
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        leading = leaders(bind)
+        return (leading[0].name if leading else None), [s.name for s in leaders(bind, "standby")]
+    return runlock.holder(settings.db_url), []
 
 
 def _people(session: Session, event_key: str, state: str, *, any_registration: bool = False) -> int:
@@ -223,6 +246,10 @@ def render(status: Status, settings: Settings, now: dt.datetime) -> list[tuple[s
         return f"{value.astimezone(tz):%Y-%m-%d %H:%M} ({_ago(ago)})"
 
     tables: list[tuple[str, Sequence[Sequence[str]]]] = []
+    tables.append((
+        "Service",
+        [("", ""), ("leader", status.leader or "none running"), *(("standby", name) for name in status.standbys)],
+    ))
     mailbox_rows = [(m.source, when(m.last_check_at), m.last_error or "—") for m in status.mailboxes]
     tables.append((
         "Mailbox",
@@ -237,6 +264,7 @@ def render(status: Status, settings: Settings, now: dt.datetime) -> list[tuple[s
             ("messages today", today),
             ("waiting for review", str(status.review_open)),
             ("handled but not yet filed", str(status.unfiled)),
+            ("waiting after a temporary error", str(status.temporary_errors)),
             ("outbox", queue),
             ("oldest mail not yet sent", when(status.oldest_queued)),
             ("last delivery error", status.last_delivery_error or "—"),
@@ -292,6 +320,8 @@ def to_json(status: Status, now: dt.datetime) -> dict[str, Any]:
     t = status.trace
     return {
         "now": iso(now),
+        "service": {"leader": status.leader, "standbys": status.standbys},
+        "temporary_errors": status.temporary_errors,
         "mailboxes": [
             {"source": m.source, "last_check_at": iso(m.last_check_at), "last_error": m.last_error}
             for m in status.mailboxes

@@ -216,6 +216,41 @@ def test_a_real_full_tmpfs_blob_store(tmp_path: Path) -> None:
         subprocess.run(["umount", str(blobs)], check=False)
 
 
+def test_a_real_full_tmpfs_under_the_database(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount(8) to put the database on a 4 MB tmpfs")
+    settings = make_settings(tmp_path)
+    dbdir = tmp_path / "db"
+    dbdir.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(dbdir)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount -t tmpfs not permitted here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        settings = settings.model_copy(update={"database_url": f"sqlite:///{dbdir / 'mailbot.db'}"})
+        app = build_app(settings, clock=fixed_clock(NOW))  # migrated while there is room
+        filler = dbdir / "filler"
+        with filler.open("wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+        write_maildir([s for s in samples_for(settings) if s.name == GOOD], settings.mailbox.path)
+        for _ in range(2):  # the service retries: nothing becomes final meanwhile
+            with pytest.raises(MailboxError, match="disk is full|no space"):
+                app.run_once()
+            assert len(_inbox(settings)) == 1 and sent_mails(settings) == []
+        filler.unlink()
+        assert [r.outcome for r in app.run_once().results] == ["registered"]
+        assert _inbox(settings) == [] and len(sent_mails(settings)) == 2
+        with app.session() as s:
+            assert len(s.exec(select(Registration)).all()) == 1
+        app.engine.dispose()
+    finally:
+        subprocess.run(["umount", "-l", str(dbdir)], check=False)
+
+
 # ------------------------------------------------------------------ two processes, one store
 
 MESSAGES = 50

@@ -79,6 +79,10 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+_MIGRATION_LOCK = 0x6D61696C626F7401
+"""The advisory-lock key that serialises migrations on PostgreSQL ("mailbot" + 1)."""
+
+
 def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -89,6 +93,11 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         if conn.dialect.name != "sqlite":
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Two services starting at once on a new database: the second waits
+                    # here, then finds the schema at head (SQLite's BEGIN IMMEDIATE does
+                    # the same there).
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 yield conn
             return
         dbapi_conn: Any = conn.connection.driver_connection

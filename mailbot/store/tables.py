@@ -89,6 +89,24 @@ class InboundMessage(SQLModel, table=True):
         self.history = json.dumps(entries, ensure_ascii=False, default=str)
 
 
+class FilingClaim(SQLModel, table=True):
+    """Who files one mailbox message: the process whose claim this is, alone, MOVEs it.
+
+    Keyed by the message's place in its mailbox (source, UIDVALIDITY:UID or the
+    Maildir key), not by its content: two copies of one mail are two messages to file.
+    A claim whose holder vanished before ``filed_at`` is taken over when its lease, on
+    the database's clock, has run out.
+    """
+
+    __tablename__ = "filing_claim"
+
+    source: str = Field(primary_key=True, max_length=500)
+    ref: str = Field(primary_key=True, max_length=200)
+    claimed_by: str = Field(max_length=300)
+    lease_until: dt.datetime
+    filed_at: dt.datetime | None = None
+
+
 class StoredAttachment(SQLModel, table=True):
     """One file found in a message (also inside forwards, zips, winmail.dat)."""
 
