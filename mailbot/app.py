@@ -14,9 +14,9 @@ from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, true, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailbot.config import EventSettings, Settings
 from mailbot.errors import MailboxError
@@ -220,6 +220,7 @@ class App:
                 if on_message is not None:
                     on_message(result)
             self._save_cursor(source.name, cursor, None)
+            self._mark_gone_as_filed({r.inbound_id for r in report.results})
         except SQLAlchemyError as e:
             # Filing claims and the cursor write to the database too: a full disk or a
             # lock there is as temporary as in ingest, and ends the pass the same way.
@@ -259,6 +260,26 @@ class App:
                 session.add(row)
                 session.commit()
         return True
+
+    def _mark_gone_as_filed(self, seen: set[int]) -> None:
+        """After a complete pass: a handled message the inbox no longer holds was filed.
+
+        A process killed between the MOVE and recording it leaves the ledger row saying
+        "not filed" while the message already sits in its folder, where no pass fetches
+        it again; ``mailbot status`` would report it unfiled for ever. A fetch lists every
+        message still waiting (above the high-water mark, below which all were filed),
+        so a row with a final outcome that this pass did not meet is no longer there."""
+        with self.session() as session:
+            session.execute(
+                update(InboundMessage)
+                .where(
+                    col(InboundMessage.filed).is_(False),
+                    col(InboundMessage.outcome) != "pending",
+                    col(InboundMessage.id).not_in(seen) if seen else true(),
+                )
+                .values(filed=True)
+            )
+            session.commit()
 
     def _save_cursor(self, name: str, cursor: Cursor | None, error: str | None) -> None:
         with self.session() as session:

@@ -165,3 +165,29 @@ def test_the_service_files_again_within_seconds_not_at_the_next_poll(tmp_path: P
             signal.signal(sig, handler)
     assert emptied == [True] and source.refused == 1
     assert daemon.state.passes >= 2
+
+
+class _DiesAfterTheMove(MaildirSource):
+    """Moves the message, then the process "dies" before recording it."""
+
+    def file(self, message: RawMessage, outcome: Outcome) -> None:
+        super().file(message, outcome)
+        raise KeyboardInterrupt("killed between the MOVE and its commit")
+
+
+def test_a_kill_between_the_move_and_its_record_is_mended_by_the_next_pass(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    _one_form(settings)
+    dying = build_app(settings, clock=fixed_clock(NOW), source=_DiesAfterTheMove(settings.mailbox.path))
+    try:
+        dying.run_once()
+    except KeyboardInterrupt:
+        pass
+    assert _inbox(settings) == []  # moved: no pass will ever fetch it again
+    with dying.session() as s:
+        assert not s.exec(select(InboundMessage)).one().filed
+
+    report = build_app(settings, clock=fixed_clock(NOW)).run_once()
+    assert report.results == []
+    with dying.session() as s:
+        assert s.exec(select(InboundMessage)).one().filed  # `status` no longer calls it unfiled

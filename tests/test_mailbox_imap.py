@@ -317,6 +317,18 @@ def test_connect_with_backoff_doubles_and_caps() -> None:
     assert sleeps.calls == []
 
 
+def test_mail_that_arrived_while_the_last_pass_was_busy_is_not_left_for_the_idle_renewal(
+    dovecot: Any, source: ImapSource
+) -> None:
+    dovecot.append("INBOX", mail(1))
+    (first,) = list(source.fetch(None))
+    dovecot.append("INBOX", mail(2))  # lands while the first one is being answered and filed
+    source.file(first, "processed")  # its MOVE's response carries the EXISTS nobody reads
+    # IDLE alone would wait out its whole timeout here: the server told us already.
+    assert source.idle_wait(30) is True
+    assert subjects(list(source.fetch(None))) == ["registration 2"]
+
+
 def test_idle_reports_new_mail(dovecot: Any, source: ImapSource) -> None:
     list(source.fetch(None))
     assert source.idle_wait(0.3) is False

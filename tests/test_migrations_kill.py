@@ -348,9 +348,14 @@ def test_a_schema_half_made_by_the_old_upgrade_is_finished(
     assert schema_of(url) == clean_schema(tmp_path)
 
 
-def test_two_first_starts_at_once_both_succeed(tmp_path: Path) -> None:
-    """BEGIN IMMEDIATE: the second waits for the first's migration, then finds it done."""
-    url = f"sqlite:///{tmp_path / 'state' / 'mailbot.db'}"
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_two_first_starts_at_once_both_succeed(tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
+    """The second start waits for the first's migration, then finds it done: BEGIN
+    IMMEDIATE on SQLite, a transaction-level advisory lock on PostgreSQL."""
+    url = (
+        f"sqlite:///{tmp_path / 'state' / 'mailbot.db'}" if store == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
     errors: list[BaseException] = []
 
     def start() -> None:
@@ -368,4 +373,14 @@ def test_two_first_starts_at_once_both_succeed(tmp_path: Path) -> None:
     for t in threads:
         t.join(60)
     assert errors == []
-    assert schema_of(url) == clean_schema(tmp_path)
+    if store == "sqlite":
+        assert schema_of(url) == clean_schema(tmp_path)
+    else:
+        engine = db.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                versions = [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+            head = ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
+            assert versions == [head]
+        finally:
+            engine.dispose()

@@ -64,8 +64,11 @@ def _child(
         result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
     except MemoryError:
         result = FormData(file=filename, status="unreadable", format=None, reason="document needs too much memory")
-    conn.send(result)
-    conn.close()
+    try:
+        conn.send(result)
+        conn.close()
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        pass  # the caller is gone (killed, or gave up at its deadline): nobody to answer
 
 
 def parse_isolated(

@@ -179,6 +179,8 @@ class ImapSource:
         self._client: Any = None
         self._selected: str | None = None
         self._uidvalidity: int | None = None
+        self._listed_up_to: int | None = None
+        """The highest inbox UID the last fetch listed: mail above it arrived since."""
         scheme = "imaps" if settings.security == "ssl" else "imap"
         suffix = {"ssl": "", "starttls": " (STARTTLS)", "none": " (plaintext)"}[settings.security]
         self.name = (
@@ -410,6 +412,7 @@ class ImapSource:
             raise self._lost(e, f"searching {inbox}") from e
         # "UID n+1:*" always matches the highest UID, even when it is <= n.
         uids = sorted(int(u) for u in found if int(u) > floor)
+        self._listed_up_to = max([floor, *uids])
         log.debug("%s: %d message(s) to fetch after UID %d", self.name, len(uids), floor)
 
         size = self.settings.batch_size
@@ -494,6 +497,20 @@ class ImapSource:
 
     # -- waiting ------------------------------------------------------------------
 
+    def _arrived_since_fetch(self, client: Any) -> bool:
+        """Did mail arrive after the last fetch listed the inbox? The server announced it
+        (EXISTS) in a response to some command in between — a MOVE, a NOOP — where it
+        went unread, and IDLE would not announce it again: without this look a form that
+        landed while the previous one was answered waited for the next IDLE renewal."""
+        if self._listed_up_to is None:
+            return False
+        try:
+            found = client.search(["UID", f"{self._listed_up_to + 1}:*", "NOT", "DELETED"])
+        except _WIRE_ERRORS as e:
+            raise self._lost(e, f"searching {self.settings.inbox}") from e
+        # "UID n+1:*" always matches the highest UID, even when it is <= n.
+        return any(int(u) > self._listed_up_to for u in found)
+
     def idle_wait(self, timeout_s: float) -> bool:
         """Block until the server announces new mail in the inbox or ``timeout_s`` passes.
 
@@ -508,6 +525,8 @@ class ImapSource:
             has_idle = client.has_capability("IDLE")
         except _WIRE_ERRORS as e:
             raise self._lost(e, "reading capabilities") from e
+        if self._arrived_since_fetch(client):
+            return True
         if not has_idle:
             self._sleep(timeout_s)
             try:
