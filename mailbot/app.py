@@ -20,8 +20,8 @@ from sqlmodel import Session, col
 
 from mailbot.config import EventSettings, Settings
 from mailbot.errors import MailboxError
-from mailbot.forms import load_vocabulary
-from mailbot.forms.blank import EventHeader, make_docx
+from mailbot.forms.labels import Vocabulary, default_vocabulary, load_vocabulary
+from mailbot.forms.blank import EventHeader, make_docx, with_event_options
 from mailbot.forms.model import Limits
 from mailbot.ingest import (
     IngestContext,
@@ -78,7 +78,23 @@ def event_header(event: EventSettings) -> EventHeader:
         venue=event.venue,
         address=event.address,
         deadline=event.deadline,
+        organiser_email=event.organiser.email,
+        organiser_name=event.organiser.name,
+        organiser_phone=event.organiser.phone,
+        data_controller=event.organiser.data_controller,
+        workshops=tuple(event.workshop_titles.items()),
+        consent_data_processing=event.consents.text("data_processing"),
+        consent_newsletter=event.consents.text("newsletter"),
     )
+
+
+def form_vocabulary(settings: Settings) -> Vocabulary | None:
+    """The label vocabulary (the admin's ``labels_file`` or the packaged one) plus the
+    workshop titles and consent texts the config gives its events; None: the packaged
+    one as it is (the readers' default)."""
+    base = load_vocabulary(settings.labels_file) if settings.labels_file else default_vocabulary()
+    vocab = with_event_options(base, (event_header(e) for e in settings.events))
+    return None if vocab is base and not settings.labels_file else vocab
 
 
 @lru_cache(maxsize=32)
@@ -124,7 +140,7 @@ class App:
             mailer=self.mailer,
             now=clock,
             events=events_for_forms(settings),
-            vocabulary=load_vocabulary(settings.labels_file) if settings.labels_file else None,
+            vocabulary=form_vocabulary(settings),
             form_limits=Limits(
                 max_file_bytes=limits.max_attachment_bytes,
                 max_decompressed_bytes=limits.max_decompressed_bytes,
@@ -174,9 +190,9 @@ class App:
         return job_lock(self.engine, self.settings.db_url, job)
 
     def remind(self) -> list[str]:
-        """Queue what the clock makes due: change notices (and promotions after a raised
-        capacity) for events edited in config, then reminders. Idempotent; skipped while
-        another process does the same."""
+        """Queue what the clock makes due: promotions after a raised capacity (an edited
+        event is only noted; `mailbot announce` mails it), then reminders. Idempotent;
+        skipped while another process does the same."""
         now = self.clock()
         out = Queued()
         try:

@@ -6,9 +6,11 @@ withdrew and late registrations are not. Sorted by institution, then by surname 
 last word of the name as typed) and the full name, in Polish alphabetical order
 (Ł after L, Ś after S, Ż last), so the person at the desk finds a name quickly.
 
-Two files of the same list: XLSX (to edit before printing: A4 portrait, fitted to the
-page width, the column header repeated on every page, borders, rows tall enough to sign)
-and PDF (ready to print: DejaVu Sans for the Polish letters, header repeated on every
+Two files of the same list: XLSX (to edit before printing: A4 landscape — the workshop
+column needs the width — fitted to the page width, the column header repeated on every
+page, borders, rows tall enough to sign, and :data:`WALK_IN_ROWS` empty numbered rows
+under "Osoby dopisane na miejscu" for people who turn up unregistered, so the desk
+never writes in a margin) and PDF (ready to print: DejaVu Sans for the Polish letters, header repeated on every
 page, "strona 1 z 3" at the foot).
 """
 
@@ -36,6 +38,13 @@ from mailbot.templating import date_pl, time_pl, weekday_pl
 
 TITLE = "Lista obecności"
 COLUMNS = ("Lp.", "Imię i nazwisko", "Stanowisko", "Instytucja", "Podpis")
+"""The PDF's columns."""
+XLSX_COLUMNS = ("Lp.", "Imię i nazwisko", "Stanowisko", "Instytucja", "Warsztaty", "Podpis")
+"""The XLSX's columns: with the workshops each person's form chose, so the desk can
+send people to the right room."""
+WALK_IN_ROWS = 10
+"""Empty rows at the end of the XLSX for people added at the desk."""
+WALK_IN_TITLE = "Osoby dopisane na miejscu"
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class AttendanceRow:
     institution: str
     code: str
     """The registration code (not printed; for matching with the digest and exports)."""
+    workshops: str = ""
+    """The workshops the registration chose, "A, B" (one choice per form)."""
 
 
 # --- who, in which order ------------------------------------------------------------
@@ -105,13 +116,14 @@ def attendance_rows(session: Session, event_key: str) -> list[AttendanceRow]:
     ).all()
     people = [
         (" ".join((reg.institution_name or "").split()), " ".join((p.full_name or "").split()),
-         " ".join((p.job_title or "").split()), reg.code)
+         " ".join((p.job_title or "").split()), reg.code,
+         ", ".join(w.strip() for w in (reg.workshops or "").split(",") if w.strip()))
         for p, reg in pairs
     ]
     people.sort(key=lambda t: _order(t[0], t[1]))
     return [
-        AttendanceRow(i, name, job, inst, code)
-        for i, (inst, name, job, code) in enumerate(people, start=1)
+        AttendanceRow(i, name, job, inst, code, workshops)
+        for i, (inst, name, job, code, workshops) in enumerate(people, start=1)
     ]
 
 
@@ -129,7 +141,7 @@ def where_line(event: EventSettings) -> str:
 
 # --- XLSX ---------------------------------------------------------------------------
 
-_WIDTHS = (5, 27, 21, 31, 27)
+_WIDTHS = (5, 30, 24, 38, 11, 34)
 _THIN = Side(style="thin", color="000000")
 _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _HEADER_ROW = 6
@@ -148,12 +160,13 @@ def _xlsx_height(values: Sequence[object]) -> float:
 
 
 def to_xlsx(event: EventSettings, rows: Sequence[AttendanceRow]) -> bytes:
-    """The list as a workbook ready to print on A4 portrait."""
+    """The list as a workbook ready to print on A4 landscape, one page wide, with empty
+    rows for walk-ins at the end."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = TITLE
-    last_col = get_column_letter(len(COLUMNS))
+    last_col = get_column_letter(len(XLSX_COLUMNS))
     header = (
         (TITLE.upper(), Font(bold=True, size=14)),
         (f"„{event.title}”", Font(bold=True, size=12)),
@@ -165,7 +178,7 @@ def to_xlsx(event: EventSettings, rows: Sequence[AttendanceRow]) -> bytes:
         ws.cell(row=r, column=1).alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         ws.merge_cells(f"A{r}:{last_col}{r}")
         ws.row_dimensions[r].height = 20 if r > 1 else 24
-    for c, heading in enumerate(COLUMNS, start=1):
+    for c, heading in enumerate(XLSX_COLUMNS, start=1):
         cell = ws.cell(row=_HEADER_ROW, column=c, value=heading)
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="E6E6E6")
@@ -174,22 +187,34 @@ def to_xlsx(event: EventSettings, rows: Sequence[AttendanceRow]) -> bytes:
     ws.row_dimensions[_HEADER_ROW].height = 22
     for offset, row in enumerate(rows, start=1):
         r = _HEADER_ROW + offset
-        values = (row.number, row.full_name, row.job_title, row.institution, None)
+        values = (row.number, row.full_name, row.job_title, row.institution, row.workshops or None, None)
         for c, value in enumerate(values, start=1):
             cell = ws.cell(row=r, column=c, value=value)
             cell.border = _BOX
             cell.alignment = Alignment(
-                horizontal="center" if c == 1 else "left", vertical="center", wrap_text=True
+                horizontal="center" if c in (1, 5) else "left", vertical="center", wrap_text=True
             )
         ws.row_dimensions[r].height = _xlsx_height(values)
+    walk_in = _HEADER_ROW + len(rows) + 1
+    ws.cell(row=walk_in, column=1, value=WALK_IN_TITLE).font = Font(bold=True)
+    ws.cell(row=walk_in, column=1).alignment = Alignment(horizontal="left", vertical="bottom")
+    ws.merge_cells(f"A{walk_in}:{last_col}{walk_in}")
+    ws.row_dimensions[walk_in].height = 24
+    for n in range(1, WALK_IN_ROWS + 1):
+        r = walk_in + n
+        for c in range(1, len(XLSX_COLUMNS) + 1):
+            cell = ws.cell(row=r, column=c, value=len(rows) + n if c == 1 else None)
+            cell.border = _BOX
+            cell.alignment = Alignment(horizontal="center" if c == 1 else "left", vertical="center")
+        ws.row_dimensions[r].height = ROW_HEIGHT_PT
     for c, width in enumerate(_WIDTHS, start=1):
         ws.column_dimensions[get_column_letter(c)].width = width
-    last_row = _HEADER_ROW + len(rows)
+    last_row = walk_in + WALK_IN_ROWS
     ws.freeze_panes = f"A{_HEADER_ROW + 1}"
     ws.print_title_rows = f"{_HEADER_ROW}:{_HEADER_ROW}"
     ws.print_area = f"A1:{last_col}{last_row}"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = ws.ORIENTATION_PORTRAIT
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0  # as many pages as the list needs
     ws.sheet_properties.pageSetUpPr.fitToPage = True

@@ -1,18 +1,46 @@
 """Calendar (.ics) attachments that Outlook, Thunderbird and the web calendars accept.
 
-Every mail about a seat (acknowledgement, "promoted", reminder, "changed") carries one
-VCALENDAR with one VEVENT. Its UID is stable per participant address and event
-(:func:`event_uid`), so a later file with the same UID and a higher SEQUENCE replaces
-the entry instead of adding a second one; :func:`event_fingerprint` tells when the
-details a calendar shows have changed and such a "changed" mail is due.
+Every mail about a seat (acknowledgement, "promoted", reminder, "changed") to the
+address of someone who attends carries one VCALENDAR with one VEVENT, and a withdrawal
+carries the cancellation of that entry. Its UID is stable per participant address and
+event (:func:`event_uid`); every file sent to an address has a higher SEQUENCE than the
+one before it (kept per address and event in the ``calendar_sequence`` table), so a
+client applies each one to the entry it holds: update, removal, and a fresh entry after
+a re-registration. :func:`event_fingerprint` tells when the details a calendar shows
+have changed and such a "changed" mail is due.
 
 Choices made for the clients people actually use:
 
-* ``METHOD:PUBLISH``, always, and the same method in the attachment's Content-Type
-  (Outlook wants the two to agree). PUBLISH is the iTIP method for "here is an event,
-  add it": no ATTENDEE, no RSVP buttons, no replies coming back to the bot. Outlook
-  offers it as an appointment to save, Thunderbird's bar shows "Add" and, for a newer
-  SEQUENCE of a UID already in the calendar, "Update".
+* Two iTIP methods (RFC 5546), and the same method in the attachment's Content-Type
+  (Outlook wants the two to agree; :func:`calendar_file` reads it from the file):
+
+  - ``METHOD:PUBLISH`` for a seat (RFC 5546 3.2.1): "here is an event, add it". No
+    ATTENDEE — the PUBLISH table gives ATTENDEE presence "0", i.e. MUST NOT — so no
+    RSVP buttons and no replies coming back to the bot. Outlook offers it as an
+    appointment to save; Thunderbird shows "Add" and, for a newer SEQUENCE of a UID it
+    holds, "Update". (REQUEST would need ATTENDEE and turn every acknowledgement into
+    a meeting invitation whose "Decline" button mails the bot.)
+  - ``METHOD:CANCEL`` for a withdrawal (RFC 5546 3.2.5): the organizer's notice that
+    the entry is cancelled, which clients act on — Thunderbird's "Delete", Outlook's
+    "Remove from Calendar", Google removes it — where a newer PUBLISH with
+    STATUS:CANCELLED (this module's earlier choice) merely stayed in the calendar as a
+    struck-through or, in Outlook, still visible entry. The file carries what 3.2.5
+    requires: ORGANIZER, the UID the person holds, a SEQUENCE higher than the last one
+    sent to them, DTSTAMP, ``STATUS:CANCELLED`` (the whole entry is cancelled, not one
+    attendee uninvited) and ATTENDEE: "all Attendees" of a cancelled event, which for
+    a UID that belongs to one address is exactly the recipient. The published files
+    cannot carry that ATTENDEE (PUBLISH forbids it), so the CANCEL is the only file
+    with one; clients match the cancellation by UID, not by attendee lists.
+    SUMMARY keeps the prefix :data:`CANCELLED_PREFIX` and TRANSP is TRANSPARENT, so a
+    client that merely imports the file shows a clearly labelled, free slot.
+  - Only a person who holds an entry gets its cancellation: an address with a row in
+    ``calendar_sequence`` whose last file was a PUBLISH and which has no seat left in
+    the event. A re-registration later sends a PUBLISH of the same UID with a higher
+    SEQUENCE again, which re-creates the entry.
+* DTEND: the configured ``end_time``, else ``calendar_default_hours`` after the start
+  (a calendar needs an end; the mails never state one that was not configured).
+* ORGANIZER is the configured organiser (``[organiser]`` name and e-mail), else the
+  replies' sender; DESCRIPTION names the organiser with phone and e-mail when given.
 * A ``VTIMEZONE`` built from the zone's yearly rule (``RRULE:FREQ=YEARLY;BYMONTH=3;
   BYDAY=-1SU`` …), not the RDATE list that :meth:`icalendar.Timezone.from_tzinfo`
   produces: Outlook reads only DTSTART, RRULE and the offsets of the STANDARD and
@@ -22,7 +50,6 @@ Choices made for the clients people actually use:
   writes 03:00). Zones without a regular weekday rule get every change of the event's
   year and the years either side listed with RDATE: exact for Thunderbird, the best
   Outlook can be given.
-* Cancellation: see :func:`make_ics`.
 * No VALARM unless asked for (``alarm=``): the bot already sends reminder mails at the
   configured offsets, Outlook would pop a second reminder up, and Thunderbird keeps the
   user's own alarms when it updates an entry anyway.
@@ -51,19 +78,32 @@ from icalendar.prop import vCalAddress, vRecur, vText
 from mailbot.config import EventSettings
 
 __all__ = [
+    "CANCEL",
     "CANCELLED_PREFIX",
     "CONTENT_TYPE",
+    "DEFAULT_HOURS",
     "METHOD",
+    "PUBLISH",
     "PRODID",
     "CalendarFile",
     "calendar_file",
+    "content_type",
     "event_fingerprint",
+    "entry_description",
     "event_uid",
     "make_ics",
+    "organizer",
 ]
 
-METHOD = "PUBLISH"
+PUBLISH = "PUBLISH"
+CANCEL = "CANCEL"
+METHOD = PUBLISH
+"""The method of an entry for a seat (a cancellation is :data:`CANCEL`)."""
 CONTENT_TYPE = f"text/calendar; method={METHOD}; charset=UTF-8"
+"""The Content-Type of a :data:`PUBLISH` file; :func:`content_type` for either method."""
+DEFAULT_HOURS = 6.0
+"""The length of an entry without end_time when the caller names none
+(``calendar_default_hours``'s default)."""
 PRODID = "-//mailbot//Conference registrations//PL"
 CANCELLED_PREFIX = "ODWOŁANE: "
 """Put before SUMMARY of a cancelled entry: Outlook does not show STATUS:CANCELLED."""
@@ -98,8 +138,10 @@ def _norm(text: str) -> str:
 
 
 def _effective_end(event: EventSettings) -> dt.datetime:
-    """The naive wall-clock end: the configured end_time, else six hours after the start
-    (what :meth:`EventSettings.ends_at` gives, without a zone)."""
+    """The naive wall-clock end the fingerprint uses: the configured end_time, else six
+    hours after the start — fixed at six whatever ``calendar_default_hours`` says, so
+    neither an upgrade nor a changed default sends every participant a "changed" mail
+    about an end no mail ever stated (later files carry the new DTEND anyway)."""
     start = dt.datetime.combine(event.date, event.start_time)
     if event.end_time is not None:
         return dt.datetime.combine(event.date, event.end_time)
@@ -310,6 +352,29 @@ def _location(event: EventSettings) -> str:
     return ", ".join(parts)
 
 
+def organizer(
+    event: EventSettings, *, fallback_email: str, fallback_name: str
+) -> tuple[str, str]:
+    """ORGANIZER's address and CN: the event's configured organiser where given, else
+    the replies' sender (``outbox.from_address`` / ``from_name``): an entry needs an
+    ORGANIZER, and the sender is a true one, never an invented one."""
+    org = event.organiser
+    return (org.email or fallback_email, org.name or fallback_name)
+
+
+def entry_description(event: EventSettings) -> str:
+    """DESCRIPTION of the entry: the title, the place, and the organiser's name, phone
+    and e-mail — each line only when configured."""
+    lines = [_norm(event.title), f"{_norm(event.venue)}, {_norm(event.address)}"]
+    org = event.organiser
+    if org.name:
+        lines.append(f"Organizator: {_norm(org.name)}")
+    contact = [f"tel. {_norm(org.phone)}" if org.phone else "", f"e-mail: {org.email}" if org.email else ""]
+    if any(contact):
+        lines.append(", ".join(c for c in contact if c))
+    return "\n".join(lines)
+
+
 def make_ics(
     event: EventSettings,
     *,
@@ -321,33 +386,24 @@ def make_ics(
     organiser_name: str,
     description: str = "",
     cancelled: bool = False,
+    attendee_email: str | None = None,
+    attendee_name: str | None = None,
+    default_hours: float = DEFAULT_HOURS,
     alarm: dt.timedelta | None = None,
 ) -> bytes:
     """One VCALENDAR (UTF-8, CRLF, folded at 75 octets) with a VTIMEZONE for ``tz`` and
     one VEVENT for ``event``.
 
     ``stamp`` becomes DTSTAMP in UTC (a naive value is taken as UTC, as databases hand
-    it back). ``alarm`` adds a display VALARM that long before the start (off by
-    default, never on a cancelled entry).
+    it back). DTEND is ``end_time``, else ``default_hours`` after the start. ``alarm``
+    adds a display VALARM that long before the start (off by default, never on a
+    cancellation).
 
-    Cancellation is sent as ``METHOD:PUBLISH`` with the same UID, a higher SEQUENCE,
-    ``STATUS:CANCELLED``, ``TRANSP:TRANSPARENT`` and SUMMARY prefixed with
-    :data:`CANCELLED_PREFIX` — not as ``METHOD:CANCEL``. Reasons:
-
-    * CANCEL is an iTIP scheduling message from an organizer to the ATTENDEEs of a
-      meeting (RFC 5546 3.2.5). Our entries were published, not scheduled: they have no
-      ATTENDEE, and in Outlook they are plain appointments, not meetings, so a
-      meeting cancellation has no meeting of theirs to act on (the recipient is no
-      attendee of it); Thunderbird's iMIP bar offers "Delete" for CANCEL only when the
-      UID is already in a calendar and offers nothing otherwise.
-    * A newer PUBLISH of the same UID is an update everywhere: Thunderbird shows
-      "Update" (SEQUENCE higher than the stored one) and then draws the entry struck
-      through as cancelled; Outlook opens it as the appointment, where STATUS alone is
-      invisible, hence the SUMMARY prefix, and TRANSP:TRANSPARENT makes the slot free
-      (Outlook takes busy status from TRANSP before STATUS, [MS-OXCICAL] 2.1.3.1.1.20.23).
-    * One method for every file keeps the Content-Type and the VCALENDAR in agreement
-      without special cases, and a participant who never imported the entry gets a
-      harmless, clearly labelled cancelled entry instead of an error.
+    ``cancelled=False`` gives ``METHOD:PUBLISH`` with no ATTENDEE (RFC 5546 3.2.1
+    forbids one); ``cancelled=True`` gives ``METHOD:CANCEL`` with ``STATUS:CANCELLED``
+    and the recipient as ATTENDEE (``attendee_email``, required: RFC 5546 3.2.5 wants
+    every attendee of a cancelled event named, and the UID is the recipient's alone).
+    The caller passes a SEQUENCE higher than the last one sent to that address.
     """
     if sequence < 0:
         raise ValueError("SEQUENCE cannot be negative")
@@ -356,15 +412,18 @@ def make_ics(
     tzid = tz.key
     if not tzid:
         raise ValueError("the time zone needs an IANA key such as Europe/Warsaw")
+    if cancelled and not (attendee_email and attendee_email.strip()):
+        raise ValueError("a CANCEL names its recipient as ATTENDEE (RFC 5546 3.2.5)")
     if stamp.tzinfo is None or stamp.utcoffset() is None:
         stamp = stamp.replace(tzinfo=_UTC)
-    start, end = event.starts_at(tz), event.ends_at(tz)
+    start, end = event.starts_at(tz), event.calendar_end(tz, default_hours)
+    method = CANCEL if cancelled else PUBLISH
 
     cal = Calendar()
     cal.add("PRODID", PRODID)
     cal.add("VERSION", "2.0")
     cal.add("CALSCALE", "GREGORIAN")
-    cal.add("METHOD", METHOD)
+    cal.add("METHOD", method)
     cal.add_component(_vtimezone(tz, tzid, event.date.year))
 
     ev = Event()
@@ -382,6 +441,12 @@ def make_ics(
     if organiser_name:
         organizer.params["CN"] = vText(_norm(organiser_name))
     ev.add("ORGANIZER", organizer)
+    if cancelled and attendee_email:
+        attendee = vCalAddress(f"mailto:{attendee_email.strip()}")
+        if attendee_name and _norm(attendee_name):
+            attendee.params["CN"] = vText(_norm(attendee_name))
+        attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
+        ev.add("ATTENDEE", attendee)
     ev.add("STATUS", "CANCELLED" if cancelled else "CONFIRMED")
     ev.add("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE")
     if alarm is not None and not cancelled:
@@ -404,16 +469,28 @@ class CalendarFile:
     data: bytes
 
 
+_METHOD_LINE = re.compile(rb"\r\nMETHOD:([A-Z-]+)\r\n")
+
+
+def content_type(method: str) -> str:
+    """``text/calendar; method=<METHOD>; charset=UTF-8``."""
+    return f"text/calendar; method={method}; charset=UTF-8"
+
+
 def calendar_file(
     ics: bytes, event_key: str, *, cancelled: bool = False
 ) -> CalendarFile:
     """Wrap :func:`make_ics` output as an attachment: ``konferencja-<key>.ics`` (with
-    ``-odwolana`` for a cancellation) and ``text/calendar; method=PUBLISH; charset=UTF-8``.
-    Refuses a file whose METHOD is not the one the Content-Type names."""
-    if f"\r\nMETHOD:{METHOD}\r\n".encode() not in ics:
+    ``-odwolana`` for a cancellation) and a Content-Type whose method parameter is the
+    file's own METHOD (PUBLISH, or CANCEL for a cancellation). Refuses a file whose
+    METHOD is not the one ``cancelled`` asks for: the mail's words and the file would
+    disagree."""
+    found = _METHOD_LINE.search(ics)
+    expected = CANCEL if cancelled else PUBLISH
+    if found is None or found.group(1).decode() != expected:
         raise ValueError(
-            f"the calendar's METHOD is not {METHOD}; Content-Type and file would disagree"
+            f"the calendar's METHOD is not {expected}; Content-Type and file would disagree"
         )
     key = _SAFE_NAME.sub("-", event_key.casefold()).strip("-") or "wydarzenie"
     suffix = "-odwolana" if cancelled else ""
-    return CalendarFile(f"konferencja-{key}{suffix}.ics", CONTENT_TYPE, ics)
+    return CalendarFile(f"konferencja-{key}{suffix}.ics", content_type(expected), ics)

@@ -253,7 +253,7 @@ def parse(
     suggestion when a cross-check points to one); --provenance shows why. Without a
     config file, the events of the shipped demo.toml are recognised."""
     _start(verbose, quiet)
-    from mailbot.forms import load_vocabulary
+    from mailbot.app import form_vocabulary
     from mailbot.forms.model import Limits
     from mailbot.forms.worker import parse_file_isolated
     from mailbot.ingest import events_for_forms
@@ -265,7 +265,7 @@ def parse(
         note(f"note: no config found; recognising the events of {path}")
     try:
         settings = load_settings(path)
-        vocabulary = load_vocabulary(settings.labels_file) if settings.labels_file else None
+        vocabulary = form_vocabulary(settings)
     except ConfigError as e:
         raise _fail(str(e)) from e
     events = events_for_forms(settings)
@@ -370,10 +370,11 @@ def remind(
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Queue and send the reminders and change notices due now.
+    """Queue and send the reminders due now.
 
-    Reminders before events, and notices of events whose date, time or venue changed
-    in the config. Safe to run repeatedly.
+    Reminders before events, and promotions from the waiting list after a raised
+    capacity. An edited event is mailed only by `mailbot announce`. Safe to run
+    repeatedly.
 
     Prints one "queued KIND → ADDRESS" line per mail queued."""
     _start(verbose, quiet)
@@ -384,6 +385,108 @@ def remind(
         out.print(f"queued {line}", highlight=False, markup=False)
     note(
         f"{len(queued)} mail(s) queued; sent {d.sent}, retrying {d.retried}, failed {d.failed}"
+        + (f", {d.deferred} left for the next run" if d.deferred else "")
+    )
+
+
+@app.command()
+def announce(
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="Event key from the config.")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show who would get what; queue and record nothing.")] = False,
+    silent: Annotated[bool, typer.Option(
+        "--silent", help="Accept the change as announced without mailing anybody (a typo).")] = False,
+    config: ConfigOpt = None,
+    outbox: OutboxOpt = None,
+    db: DbOpt = None,
+    now: NowOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Tell participants that an event's date, time or venue changed.
+
+    An edit to an event in the config mails nobody by itself: it waits here (check-config
+    warns about it). Lists the changes since what participants were last told, then
+    queues and sends one "changed" mail per address (seated people and whoever
+    registered them, with the updated calendar entry); once only. --dry-run prints each
+    address and queues nothing; --silent records the new details as announced and mails
+    nobody. Reload the service (SIGHUP) too, so its mails show the same details.
+
+    Nothing to announce: says so, exit 0. Unknown event or no database: exit 3."""
+    _start(verbose, quiet)
+    from sqlmodel import Session
+
+    from mailbot.leadership import JobBusy
+    from mailbot.reminders import PendingChange, announce as run_announce, pending_change
+    from mailbot.status import OutdatedDatabase, open_existing
+
+    settings = _settings(config, db=db, outbox=outbox)
+    if event not in {e.key for e in settings.events}:
+        known = ", ".join(e.key for e in settings.events) or "none"
+        raise _fail(f"{event!r} is not a configured event key (configured: {known})", ExitCode.NOT_FOUND)
+    target = settings.event(event)
+    clock = _clock(now, settings)
+
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def show(change: PendingChange) -> None:
+        told = change.announced_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+        say(f"{event}: changed since participants were told ({told}):")
+        for item in change.changes:
+            say(f"  {item}")
+
+    try:
+        engine = open_existing(settings.db_url)
+    except OutdatedDatabase as e:
+        if dry_run:
+            raise _fail(str(e), ExitCode.USAGE) from e
+        engine = None  # announcing writes: the App below brings the schema up to date
+    except MailbotError as e:
+        raise _fail(str(e), _code_for(e)) from e
+    if dry_run:
+        assert engine is not None
+        try:
+            with Session(engine) as session:
+                change = pending_change(session, settings, target, clock())
+        finally:
+            engine.dispose()
+        if change is None:
+            say(f"{event}: nothing to announce: no change waits to be told to participants")
+            return
+        show(change)
+        if silent:
+            say(f"would record these as announced and mail nobody ({change.people} seated)")
+        else:
+            say(f'would queue {len(change.recipients)} "changed" mail(s) about {change.people} seated:')
+            for r in change.recipients:
+                entry = "; calendar entry" if r.attends else ""
+                say(f"  {r.address}: {', '.join(r.people)}{entry}")
+        note(f"dry run: nothing queued or recorded; `mailbot announce {event}` sends these mails, "
+             "--silent accepts the change without mail")
+        return
+    if engine is not None:
+        engine.dispose()
+    app_ = _app_for(config, db, now, outbox)
+    try:
+        with app_.exclusive("remind"), app_.session() as session:
+            done = run_announce(session, app_.mailer, app_.settings.event(event), app_.clock(), silent=silent)
+            session.commit()
+    except JobBusy:
+        raise _fail("another mailbot process is queueing reminders right now; try again in a minute",
+                    ExitCode.FAILED) from None
+    if done is None:
+        say(f"{event}: nothing to announce: no change waits to be told to participants")
+        return
+    show(done.change)
+    if silent:
+        say("recorded as announced; nobody mailed")
+        return
+    for line in done.queued:
+        say(f"queued {line}")
+    d = app_.deliver()
+    note(
+        f"{len(done.queued)} mail(s) queued; sent {d.sent}, retrying {d.retried}, failed {d.failed}"
         + (f", {d.deferred} left for the next run" if d.deferred else "")
     )
 
@@ -436,7 +539,8 @@ def status(
 def preview(
     template: Annotated[str, typer.Argument(
         metavar="KIND",
-        help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, updated.")],
+        help="Template kind: ack, incomplete, no_form, waitlist, promoted, cancelled, closed, reminder, changed, "
+             "updated, question_received, forwarded_question, open_events; command_result (to organisers).")],
     event: Annotated[Optional[str], typer.Option(metavar="KEY", help="Event key from the config (else sample data).")] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also print the HTML part.")] = True,
     config: ConfigOpt = None,
@@ -451,8 +555,9 @@ def preview(
     from mailbot.template_samples import sample_context
     from mailbot.templating import KINDS, Templates
 
-    if template not in KINDS:
-        raise _fail(f"unknown template {template!r}; choose one of: {', '.join(KINDS)}")
+    organiser_kinds = ("command_result",)  # to organisers, not participants: not in KINDS
+    if template not in KINDS and template not in organiser_kinds:
+        raise _fail(f"unknown template {template!r}; choose one of: {', '.join((*KINDS, *organiser_kinds))}")
     path = find_config(config)
     settings: Settings | None = None
     if path.exists() or config is not None:
@@ -463,7 +568,12 @@ def preview(
             raise _fail("--event needs a config file (--config or $MAILBOT_CONFIG)")
         _event_key(settings, event)
         event_data = event_context(settings.event(event))
-    context = sample_context(template, event_data)
+    if template == "command_result":
+        from mailbot.template_samples import command_result_sample
+
+        context = command_result_sample()
+    else:
+        context = sample_context(template, event_data)
     if settings is not None:
         context["signature"] = settings.signature
         context["organiser_email"] = settings.outbox.from_address
@@ -505,6 +615,9 @@ def export(
     event: EventOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="FILE", help="File to write (default: stdout; required for xlsx and attendance).")] = None,
+    dialect: Annotated[str, typer.Option(
+        "--dialect", metavar="DIALECT",
+        help="CSV only: excel-pl (';', UTF-8 with BOM, CRLF: opens in Polish Excel) or plain (',', no BOM).")] = "excel-pl",
     config: ConfigOpt = None,
     db: DbOpt = None,
     verbose: VerboseOpt = 0,
@@ -524,6 +637,8 @@ def export(
     settings = _settings(config, db=db)
     if fmt not in ("csv", "xlsx", "json", "attendance"):
         raise _fail(f"--format {fmt!r}: choose csv, xlsx, json or attendance")
+    if dialect not in exp.CSV_DIALECTS:
+        raise _fail(f"--dialect {dialect!r}: choose {' or '.join(exp.CSV_DIALECTS)}")
     _event_key(settings, event)
     if fmt == "attendance" and (event is None or output is None):
         raise _fail("--format attendance needs --event KEY and --output STEM (writes STEM.xlsx and STEM.pdf)")
@@ -548,11 +663,11 @@ def export(
         output.write_bytes(exp.to_xlsx(rows))
         note(f"wrote {len(rows)} registration(s) to {output}")
         return
-    text = exp.to_json(rows) if fmt == "json" else exp.to_csv(rows)
+    text = exp.to_json(rows) if fmt == "json" else exp.to_csv(rows, dialect)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(text.encode("utf-8"))  # as is: the CSV's CRLF must not be translated
         note(f"wrote {len(rows)} registration(s) to {output}")
 
 

@@ -37,7 +37,7 @@ hand (`tests/test_cli_conventions.py` fails when this file and `--help` differ).
   stderr.
 - `--config FILE` (else `$MAILBOT_CONFIG`, else `/etc/mailbot/mailbot.toml`) on every
   command that reads the configuration; `--db URL` overrides `database_url`.
-- Time-driven commands (`run --once`, `remind`, `digest`, `purge`, `status`, `demo`)
+- Time-driven commands (`run --once`, `remind`, `announce`, `digest`, `purge`, `status`, `demo`)
   take `--now ISO` (ISO 8601; the config's time zone when none is given).
 - Read-only commands (`status`, `review list`, `review show`, `export`) never create
   a database, a state directory or a table: when there is no database they say so and
@@ -79,14 +79,16 @@ Times are ISO 8601 with their UTC offset. Keys are only ever added, never rename
   midnight), `review_open`, `unfiled`, `temporary_errors` (messages left in the inbox
   after a temporary storage error, retried by the service), `outbox` (status → count), `oldest_unsent_at`, `last_delivery_error`, `jobs[]`
   (`id`, `next_run_at`), `events[]` (`key`, `date`, `seated`, `capacity`, `waiting`,
-  `cancelled`, `late`), `address` (null, or with `--address`: `address`, `bouncing`,
+  `cancelled`, `late`), `unannounced_changes[]` (`event`, `changes`, `seated`: an edited
+  event waiting for `mailbot announce`), `address` (null, or with `--address`: `address`, `bouncing`,
   `bounce_reason`, `inbound[]` (`received_at`, `ref`, `outcome`, `reason`),
   `outbound[]` (`queued_at`, `kind`, `subject`, `status`, `last_error`)).
 - `review list --json`: an array of `id`, `ref`, `received_at`, `sender`, `subject`,
   `outcome`, `reason`, `resolution`.
 - `review show --json`: `item` (as one `review list` entry), `size`, `times_seen`,
-  `headers[]` (`name`, `value`), `raw_stored`, `warnings`, `resolved_at`,
-  `resolution_note`, `attachments[]` (`id`, `filename`, `content_type`, `size`,
+  `headers[]` (`name`, `value`), `raw_stored`, `body` (what the person wrote: the
+  plain text, or the HTML as text, at most 4000 characters, a note when cut),
+  `warnings`, `resolved_at`, `resolution_note`, `attachments[]` (`id`, `filename`, `content_type`, `size`,
   `origin`, `parse_status`, `parse_format`, `parse_method`, `parse_reason`, `form`: the
   document `mailbot parse` prints), `registrations[]` (`code`, `relation`,
   `event_key`, `status`, `version`, `institution_name`, `institution_address`,

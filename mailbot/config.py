@@ -368,6 +368,66 @@ class OutboxSettings(Secret):
         return self
 
 
+COMMAND_SECRET_MIN_CHARS = 16
+"""The shortest server secret the digest's e-mail commands accept (a token is an HMAC of
+it: a short secret could be guessed from tokens the organisers forward)."""
+
+
+class DigestSettings(_Model):
+    """``[digest]``: the organisers' daily digest. Its review items carry reply commands
+    ("PRZYJMIJ 12") with a per-item token, an HMAC made with a server secret; without the
+    secret the digest shows no commands and e-mail commands are refused. Like passwords,
+    the secret never lives in the config file: give one of ``command_secret_file``,
+    ``command_secret_env`` or ``command_secret_credential`` (at least
+    :data:`COMMAND_SECRET_MIN_CHARS` characters, e.g. ``openssl rand -base64 32``)."""
+
+    command_secret_file: Path | None = None
+    command_secret_env: str | None = None
+    command_secret_credential: str | None = None
+    """The secret from systemd's ``$CREDENTIALS_DIRECTORY`` (LoadCredential=)."""
+    command_token_days: int = Field(default=14, ge=1, le=90)
+    """How many days a digest's tokens are accepted after the digest's date."""
+
+    @model_validator(mode="after")
+    def _one_command_secret(self) -> DigestSettings:
+        given = [k for k in ("command_secret_file", "command_secret_env", "command_secret_credential")
+                 if getattr(self, k)]
+        if len(given) > 1:
+            raise _rule_error((
+                "give only one of command_secret_file, command_secret_env, command_secret_credential",
+                f"keep one of {', '.join(given)} and remove the other(s)",
+            ))
+        return self
+
+    @property
+    def commands_configured(self) -> bool:
+        return bool(self.command_secret_file or self.command_secret_env or self.command_secret_credential)
+
+    def resolve_command_secret(self, env: Mapping[str, str] | None = None) -> bytes | None:
+        """The secret now (None when not configured); ConfigError names the place that
+        failed, or says it is too short."""
+        env = os.environ if env is None else env
+        if self.command_secret_env:
+            value = env.get(self.command_secret_env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.command_secret_env} is not set")
+            where = f"environment variable {self.command_secret_env}"
+        elif self.command_secret_credential:
+            path = _credential_path(self.command_secret_credential, "command_secret_credential", env)
+            value, where = _read_secret(path, "command secret file"), str(path)
+        elif self.command_secret_file:
+            value = _read_secret(self.command_secret_file, "command secret file")
+            where = str(self.command_secret_file)
+        else:
+            return None
+        value = value.strip()
+        if len(value) < COMMAND_SECRET_MIN_CHARS:
+            raise ConfigError(
+                f"the command secret in {where} is shorter than {COMMAND_SECRET_MIN_CHARS} characters"
+            )
+        return value.encode("utf-8")
+
+
 class LimitSettings(_Model):
     """Bounds for untrusted input; raise them only if real forms hit them."""
 
@@ -387,6 +447,120 @@ class LimitSettings(_Model):
     every message behind it."""
     max_scans_per_message: int = Field(default=10, ge=0)
     """Scanned pages (OCR, the slow case) read per message."""
+
+
+class OrganiserSettings(_Model):
+    """Who organises the conference, as participants should see it: in the signature
+    area of every reply, in the blank form (where to send it) and in the calendar entry.
+
+    Every field is optional and nothing is made up for a missing one: an unset line is
+    simply left out. A cycle-wide ``[organiser]`` table gives the defaults; an event's
+    own ``[events.organiser]`` table overrides them field by field (see
+    :meth:`merged_over`). Not to be confused with an event's ``organisers``: those are
+    the addresses that receive the daily digest.
+    """
+
+    name: str | None = Field(default=None, min_length=1)
+    """E.g. "Związek Miast Polskich"."""
+    phone: str | None = Field(default=None, min_length=1)
+    """As it should be printed, e.g. "61 633 50 50"."""
+    email: EmailAddress | None = None
+    """The organisers' own address for people (the blank form says to send it there);
+    the calendar entry names it as ORGANIZER. Unset: the replies' sender address."""
+    data_controller: str | None = Field(default=None, min_length=1)
+    """The data-protection line printed under every reply and on the blank form, e.g.
+    "Administratorem danych osobowych jest Związek Miast Polskich, …"."""
+
+    def merged_over(self, defaults: OrganiserSettings) -> OrganiserSettings:
+        """This table's fields where set, ``defaults`` for the rest."""
+        own = self.model_dump(exclude_none=True)
+        return defaults.model_copy(update=own)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(self.model_dump(exclude_none=True).values())
+
+
+DEFAULT_FEE_LINE = "Udział w konferencji jest bezpłatny; koszty dojazdu uczestnicy pokrywają we własnym zakresie."
+"""The fee sentence of acknowledgements and promotions when the config sets none."""
+
+DEFAULT_CONSENT_TEXTS: Mapping[str, str] = {
+    "data_processing": (
+        "Wyrażam zgodę na przetwarzanie danych osobowych zawartych w zgłoszeniu "
+        "przez organizatora w celu organizacji konferencji."
+    ),
+    "newsletter": "Wyrażam zgodę na otrzymywanie informacji o kolejnych wydarzeniach.",
+}
+"""The consent texts printed on the blank form when the config sets none."""
+
+WORKSHOP_KEY_PATTERN = r"^[A-H]$"
+"""A workshop's key is the letter printed before it on the form (``workshops.A`` in the
+form contract); the form reader knows the letters A–H."""
+
+
+def _workshop_key(value: str) -> str:
+    if not re.match(WORKSHOP_KEY_PATTERN, value):
+        raise PydanticCustomError(
+            "workshop_key",
+            "workshop key {value} is not one capital letter A–H",
+            {"value": repr(value), "hint": 'the letter printed before the option on the form, e.g. key = "C"'},
+        )
+    return value
+
+
+class Workshop(_Model):
+    """One workshop option of the form (``workshops = [{key = "A", title = "…"}]``)."""
+
+    key: Annotated[str, AfterValidator(_workshop_key)]
+    """The letter on the form: A, B, … H (what the form JSON and the store keep)."""
+    title: str = Field(min_length=1)
+    """The option's wording, printed after the letter on the form and in the replies."""
+    capacity: int | None = Field(default=None, ge=1)
+    """Places in the workshop: the digest then shows "A: 23/30" and flags an overfull
+    one. Registrations are never refused for it (the organisers decide)."""
+
+
+DEFAULT_WORKSHOPS: tuple[Workshop, ...] = (
+    Workshop(key="A", title="Zarządzanie strategiczne w partnerstwie"),
+    Workshop(key="B", title="Zarządzanie relacjami w partnerstwie"),
+)
+"""The workshops when the config names none (the 2016 cycle's)."""
+
+
+class ConsentTexts(_Model):
+    """``[consents]`` / ``[events.consents]``: the two consent sentences printed on the
+    blank form. Unset fields take the cycle's text, then :data:`DEFAULT_CONSENT_TEXTS`."""
+
+    data_processing: str | None = Field(default=None, min_length=1)
+    """The data-processing consent (required for a registration)."""
+    newsletter: str | None = Field(default=None, min_length=1)
+    """The consent to information about later events (optional for a registration)."""
+
+    def merged_over(self, defaults: ConsentTexts) -> ConsentTexts:
+        """This table's fields where set, ``defaults`` for the rest."""
+        return defaults.model_copy(update=self.model_dump(exclude_none=True))
+
+    def text(self, key: str) -> str:
+        """The text to print for ``key`` (``data_processing`` or ``newsletter``)."""
+        own = getattr(self, key)
+        return own if isinstance(own, str) and own else DEFAULT_CONSENT_TEXTS[key]
+
+    @property
+    def texts(self) -> dict[str, str]:
+        """Both texts, in form order, defaults filled in."""
+        return {key: self.text(key) for key in DEFAULT_CONSENT_TEXTS}
+
+
+def _workshop_rules(items: Any) -> list[Rule]:
+    keys = [w.key if isinstance(w, Workshop) else w.get("key") for w in items or ()
+            if isinstance(w, Workshop | Mapping)]
+    dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if dupes:
+        return [(
+            f"workshop keys must be unique; repeated: {', '.join(dupes)}",
+            'give each workshop its own letter, e.g. {key = "C", title = "…"}',
+        )]
+    return []
 
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -410,7 +584,9 @@ class EventSettings(_Model):
     date: dt.date
     start_time: dt.time = dt.time(10, 0)
     end_time: dt.time | None = None
-    """When the day ends, for calendars; unset means six hours after the start."""
+    """When the day ends. Only a configured end is ever stated in a mail ("godz.
+    11:00–16:00"); unset, mails give the start alone and the calendar entry lasts
+    ``calendar_default_hours`` (a calendar needs some end, a mail must not claim one)."""
     venue: str = Field(min_length=1)
     address: str = Field(min_length=1)
     capacity: Capacity
@@ -420,6 +596,25 @@ class EventSettings(_Model):
     organisers: tuple[EmailAddress, ...] = ()
     reminders: tuple[str, ...] = ("7d", "1d")
     """How long before the start reminders go out: "7d", "1d", "12h"."""
+    organiser: OrganiserSettings = OrganiserSettings()
+    """Who organises this event (``[events.organiser]``), over the cycle's
+    ``[organiser]``: after loading, this is already the merged block."""
+    workshops: tuple[Workshop, ...] | None = None
+    """This event's workshop options; unset: the cycle's ``workshops`` (after loading,
+    already filled in). An empty list: no workshops (the form prints no such section)."""
+    consents: ConsentTexts = ConsentTexts()
+    """``[events.consents]``: over the cycle's ``[consents]``, field by field (merged
+    after loading)."""
+    fee_line: str | None = None
+    """The fee sentence of acknowledgements and promotions; unset: the cycle's
+    ``fee_line``; empty: no such sentence."""
+
+    @field_validator("workshops")
+    @classmethod
+    def _unique_workshops(cls, value: tuple[Workshop, ...] | None) -> tuple[Workshop, ...] | None:
+        for rule in _workshop_rules(value):
+            raise _rule_error(rule)
+        return value
 
     @field_validator("reminders")
     @classmethod
@@ -435,7 +630,7 @@ class EventSettings(_Model):
         if value is not None and start is not None and value <= start:
             raise _rule_error((
                 f"end_time {value} is not after start_time {start}",
-                "the day must end after it starts; remove end_time for six hours after the start",
+                "the day must end after it starts; remove end_time to state the start alone",
             ))
         return value
 
@@ -453,15 +648,35 @@ class EventSettings(_Model):
     def starts_at(self, tz: ZoneInfo) -> dt.datetime:
         return dt.datetime.combine(self.date, self.start_time, tzinfo=tz)
 
-    def ends_at(self, tz: ZoneInfo) -> dt.datetime:
+    def calendar_end(self, tz: ZoneInfo, default_hours: float) -> dt.datetime:
+        """DTEND of the calendar entry: the configured end_time, else ``default_hours``
+        after the start. For calendars only: a mail states an end only when
+        ``end_time`` is set (there is deliberately no "ends_at" for mails to use)."""
         if self.end_time is not None:
             return dt.datetime.combine(self.date, self.end_time, tzinfo=tz)
-        return self.starts_at(tz) + dt.timedelta(hours=6)
+        return self.starts_at(tz) + dt.timedelta(hours=default_hours)
 
     @property
     def reminder_offsets(self) -> tuple[dt.timedelta, ...]:
         """Offsets before the start, longest first."""
         return tuple(sorted((parse_offset(r) for r in self.reminders), reverse=True))
+
+    @property
+    def workshop_options(self) -> tuple[Workshop, ...]:
+        """The workshops offered: the event's, else (an event built without a cycle)
+        :data:`DEFAULT_WORKSHOPS`."""
+        return DEFAULT_WORKSHOPS if self.workshops is None else self.workshops
+
+    @property
+    def workshop_titles(self) -> dict[str, str]:
+        """Letter → title, in form order."""
+        return {w.key: w.title for w in self.workshop_options}
+
+    @property
+    def fee_text(self) -> str:
+        """The fee sentence to print ("" prints none): the configured one, else
+        :data:`DEFAULT_FEE_LINE`."""
+        return DEFAULT_FEE_LINE if self.fee_line is None else " ".join(self.fee_line.split())
 
     @property
     def deadline(self) -> dt.date:
@@ -486,10 +701,27 @@ class Settings(_Model):
     """Days after an event until its personal data and stored files are purged."""
     outbox_seconds: int = Field(default=60, ge=5)
     """How often the daemon delivers queued mail and looks for due reminders."""
+    calendar_default_hours: float = Field(default=6, gt=0, le=24)
+    """How long the calendar entry of an event without ``end_time`` lasts. A calendar
+    needs an end; the mails never state this one (they give the start alone)."""
+    organiser: OrganiserSettings = OrganiserSettings()
+    """The cycle's organiser (``[organiser]``): the default for every event's own
+    ``[events.organiser]``. Declared before ``events`` so their merge sees it."""
+    workshops: tuple[Workshop, ...] = DEFAULT_WORKSHOPS
+    """The cycle's workshop options (``workshops = [{key = "A", title = "…",
+    capacity = 30}, …]``): the default of every event without its own ``workshops``."""
+    consents: ConsentTexts = ConsentTexts()
+    """The cycle's consent texts (``[consents]``), under every event's
+    ``[events.consents]``; unset ones print :data:`DEFAULT_CONSENT_TEXTS`."""
+    fee_line: str = DEFAULT_FEE_LINE
+    """The fee sentence of acknowledgements and promotions, for every event without its
+    own ``fee_line``; "" prints none."""
     mailbox: MailboxSettings = MailboxSettings()
     outbox: OutboxSettings
     """Required: at least ``from_address`` (an omitted ``[outbox]`` reports that key)."""
     limits: LimitSettings = LimitSettings()
+    digest: DigestSettings = DigestSettings()
+    """``[digest]``: the server secret of the digest's e-mail commands (:class:`DigestSettings`)."""
     events: tuple[EventSettings, ...] = ()
     default_event: str | None = None
     """Declared after ``events`` so its check sees them (validation follows this order)."""
@@ -516,6 +748,48 @@ class Settings(_Model):
         for rule in _duplicate_key_rules([e.key for e in value]):
             raise _rule_error(rule)
         return value
+
+    @field_validator("workshops")
+    @classmethod
+    def _unique_cycle_workshops(cls, value: tuple[Workshop, ...]) -> tuple[Workshop, ...]:
+        for rule in _workshop_rules(value):
+            raise _rule_error(rule)
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _organiser_defaults(
+        cls, value: tuple[EventSettings, ...], info: ValidationInfo
+    ) -> tuple[EventSettings, ...]:
+        """Fill each event's organiser from the cycle's, field by field, once here, so
+        everything handed an event alone (calendar, blank form) sees the full block."""
+        cycle = info.data.get("organiser")
+        if not isinstance(cycle, OrganiserSettings) or cycle.is_empty:
+            return value
+        return tuple(
+            e.model_copy(update={"organiser": e.organiser.merged_over(cycle)}) for e in value
+        )
+
+    @field_validator("events")
+    @classmethod
+    def _cycle_defaults(cls, value: tuple[EventSettings, ...], info: ValidationInfo) -> tuple[EventSettings, ...]:
+        """Fill each event's workshops, consents and fee line from the cycle's (an
+        event's own list of workshops replaces the cycle's whole; its consents override
+        field by field), so everything handed an event alone sees the final values."""
+        workshops = info.data.get("workshops", DEFAULT_WORKSHOPS)
+        consents = info.data.get("consents", ConsentTexts())
+        fee_line = info.data.get("fee_line", DEFAULT_FEE_LINE)
+        if not isinstance(consents, ConsentTexts):
+            consents = ConsentTexts()
+        out = []
+        for e in value:
+            update: dict[str, Any] = {"consents": e.consents.merged_over(consents)}
+            if e.workshops is None and isinstance(workshops, tuple):
+                update["workshops"] = workshops
+            if e.fee_line is None and isinstance(fee_line, str):
+                update["fee_line"] = fee_line
+            out.append(e.model_copy(update=update))
+        return tuple(out)
 
     @field_validator("default_event")
     @classmethod

@@ -10,6 +10,7 @@ selecting a folder or sending anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pwd
 import stat
@@ -38,11 +39,17 @@ EXIT_OK, EXIT_CONNECT, EXIT_CONFIG = 0, 1, 2
 
 
 def check_command(
-    config: Path | None, *, connect: bool = False, out: Console, err: Console
+    config: Path | None,
+    *,
+    connect: bool = False,
+    out: Console,
+    err: Console,
+    now: dt.datetime | None = None,
 ) -> int:
     """Check the config file (``--config``, else $MAILBOT_CONFIG, else /etc/mailbot), print
     every finding, and return the exit status: 0 OK (warnings allowed), 2 config errors,
-    1 when ``connect`` could not log in somewhere."""
+    1 when ``connect`` could not log in somewhere. A valid config is also compared with
+    what the participants in its database were told (``now``: the clock, for tests)."""
     path = find_config(config)
     try:
         data = read_config(path)
@@ -53,6 +60,8 @@ def check_command(
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         return EXIT_CONFIG
     findings, settings = check_document(data, str(path))
+    if settings is not None and not any(f.severity == "error" for f in findings):
+        findings += unannounced_changes(settings, now)
     _print_findings(err, path, findings)
     if settings is None or any(f.severity == "error" for f in findings):
         if connect:
@@ -111,6 +120,47 @@ def _print_findings(err: Console, path: Path, findings: list[ConfigProblem]) -> 
             err.print(f"      hint: {escape(f.hint)}", highlight=False)
 
 
+# -- the database: changes to events that nobody was told about --------------------------
+
+
+def unannounced_changes(settings: Settings, now: dt.datetime | None = None) -> list[ConfigProblem]:
+    """A warning per event whose date, time or venue in this config differs from what
+    its participants were told (:func:`mailbot.reminders.pending_changes`): the edit
+    mails nobody until ``mailbot announce``. Reads the database the config names and
+    never creates it; no database yet (or one this mailbot must migrate first, or one
+    out of reach) means nothing to say here."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from mailbot.errors import MailbotError
+    from mailbot.reminders import pending_changes
+    from mailbot.status import open_existing
+
+    try:
+        engine = open_existing(settings.db_url)
+    except (MailbotError, SQLAlchemyError, OSError):
+        return []
+    try:
+        with Session(engine) as session:
+            pending = pending_changes(session, settings, now or dt.datetime.now(settings.tz))
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    return [
+        ConfigProblem(
+            f"events[{p.event.key}]",
+            f"changed since participants were told: {p.summary}; this concerns {p.people} "
+            f"seated {'person' if p.people == 1 else 'people'} ({len(p.recipients)} address(es)), "
+            "and nobody is mailed until it is announced",
+            f"announce it: mailbot announce {p.event.key} (or --dry-run to see who gets what, "
+            "--silent to accept it without mail)",
+            severity="warning",
+        )
+        for p in pending
+    ]
+
+
 # -- files named by the config ----------------------------------------------------------
 
 
@@ -123,7 +173,27 @@ def check_files(data: Mapping[str, Any]) -> list[ConfigProblem]:
         found += _account_files(section, table if isinstance(table, Mapping) else {})
     found += _templates(_text(data, "templates_dir"))
     found += _labels(_text(data, "labels_file"))
+    digest = data.get("digest")
+    found += _command_secret(digest if isinstance(digest, Mapping) else {})
     return found
+
+
+def _command_secret(digest: Mapping[str, Any]) -> list[ConfigProblem]:
+    """The secret behind the digest's reply commands, checked like a password when one
+    is named."""
+    if file := _text(digest, "command_secret_file"):
+        return _secret_file("digest.command_secret_file", Path(file), "command secret file")
+    if name := _text(digest, "command_secret_credential"):
+        return _credential("digest.command_secret_credential", name)
+    if var := _text(digest, "command_secret_env"):
+        if var in os.environ:
+            return []
+        return [ConfigProblem(
+            "digest.command_secret_env", f"environment variable {var} is not set here",
+            "export it before running check-config, as the service's unit must, or use "
+            "command_secret_credential",
+        )]
+    return []  # optional: without it the digest simply offers no reply commands
 
 
 def _text(table: Mapping[str, Any], key: str) -> str | None:

@@ -2,7 +2,11 @@
 
 The XLSX is also what the daily digest attaches (:mod:`mailbot.digest`): organisers open
 it in Excel or LibreOffice, so it speaks Polish (statuses included), keeps the header
-row bold and frozen, has filters on and columns sized to their content."""
+row bold and frozen, has filters on and columns sized to their content. The CSV says
+the same in the same words, plus everything else the JSON holds, and by default is
+written for Polish Excel (``;``, UTF-8 with a byte-order mark, CRLF: see
+:data:`CSV_DIALECTS`). One line per person; a registration's remark only on its first
+line, so a diet is never counted once per person."""
 
 from __future__ import annotations
 
@@ -184,8 +188,8 @@ REGISTRATION_PL = {
     "cancelled": "wycofane",
     "late": "po terminie",
 }
-"""A registration's status in Polish (the XLSX "Status" column; CSV and JSON keep the
-stored values, which scripts match on)."""
+"""A registration's status in Polish (the "Status" column of the XLSX and the CSV, which
+organisers open side by side; JSON keeps the stored values, which scripts match on)."""
 
 COLUMNS = (
     ("Wydarzenie", "event"),
@@ -207,34 +211,88 @@ COLUMNS = (
 )
 
 
-def _flat(rows: Sequence[RegistrationRow]) -> list[list[Any]]:
+CSV_COLUMNS = COLUMNS + (
+    ("Adres instytucji", "institution_address"),
+    ("Telefon instytucji", "institution_phone"),
+    ("E-mail instytucji", "institution_email"),
+    ("Stan adresu e-mail", "email_check"),
+    ("Braki w zgłoszeniu", "problems"),
+    ("Wpłynęło", "created_at"),
+    ("Zmieniono", "updated_at"),
+    ("Wersja", "version"),
+    ("Message-ID zgłoszenia", "source_message_id"),
+)
+"""The CSV's columns: the XLSX's, then the rest of what the JSON holds, so nobody has to
+open the JSON to find an institution's address or phone. Added only at the end."""
+
+EMAIL_CHECK_PL = {
+    "unconfirmed": "niepotwierdzony",
+    "confirmed": "potwierdzony",
+    "corrected": "poprawiony",
+}
+
+CSV_DIALECTS = ("excel-pl", "plain")
+"""``excel-pl`` (the command's default): what Excel with Polish regional settings opens
+by double-click as columns — ``;`` between fields (the Polish list separator, as ``,``
+is the decimal one), a UTF-8 byte-order mark (else Excel reads the file as Windows-1250
+and garbles ą, ę, ł …) and CRLF line ends. ``plain``: RFC 4180 with ``,``, no mark, for
+scripts and other tools; same columns and values."""
+
+
+def _remarks_once(r: RegistrationRow, i: int) -> str | None:
+    """A registration's remark on its first row only: a "dieta wegetariańska" written
+    once for three people must not be counted three times by whoever filters the
+    column (the remark belongs to the form, not to each person on it)."""
+    return r.remarks if i == 1 else None
+
+
+def _flat(rows: Sequence[RegistrationRow], *, extra: bool = False) -> list[list[Any]]:
+    """One line per person (``COLUMNS``; with ``extra``, ``CSV_COLUMNS``)."""
     out: list[list[Any]] = []
     for r in rows:
         people = r.participants or [PersonRow(None, None, None, None, "")]
         for i, p in enumerate(people, 1):
-            out.append(
-                [
-                    r.event, r.code, r.status, r.institution["name"], i, p.full_name, p.position,
-                    p.phone, p.email, SEAT_PL.get(p.status, p.status), ", ".join(r.workshops), r.remarks,
-                    "tak" if r.consents["data_processing"] else "nie",
-                    "tak" if r.consents["newsletter"] else "nie",
-                    r.sender,
-                    "; ".join(p.doubts) or None,
+            line: list[Any] = [
+                r.event, r.code, REGISTRATION_PL.get(r.status, r.status), r.institution["name"], i,
+                p.full_name, p.position, p.phone, p.email, SEAT_PL.get(p.status, p.status),
+                ", ".join(r.workshops), _remarks_once(r, i),
+                "tak" if r.consents["data_processing"] else "nie",
+                "tak" if r.consents["newsletter"] else "nie",
+                r.sender,
+                "; ".join(p.doubts) or None,
+            ]
+            if extra:
+                line += [
+                    r.institution.get("address"), r.institution.get("phone"), r.institution.get("email"),
+                    EMAIL_CHECK_PL.get(p.email_check or "", p.email_check),
+                    "; ".join(_problem_text(x) for x in r.problems) or None if i == 1 else None,
+                    r.created_at, r.updated_at, r.version, r.source_message_id,
                 ]
-            )
+            out.append(line)
     return out
+
+
+def _problem_text(problem: dict[str, str]) -> str:
+    return str(problem.get("message") or problem.get("field") or problem.get("code") or "")
 
 
 def to_json(rows: Sequence[RegistrationRow]) -> str:
     return json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2)
 
 
-def to_csv(rows: Sequence[RegistrationRow]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow([title for title, _ in COLUMNS])
-    writer.writerows(["" if v is None else v for v in line] for line in _flat(rows))
-    return buf.getvalue()
+def to_csv(rows: Sequence[RegistrationRow], dialect: str = "plain") -> str:
+    """The participant list as CSV in ``dialect`` (see :data:`CSV_DIALECTS`; the command
+    line defaults to ``excel-pl``, this function to ``plain`` for the scripts that call
+    it). Statuses in Polish as in the XLSX; every field of the JSON; a remark once per
+    registration. Write the text as UTF-8 bytes, unchanged (the mark and CRLF are in it)."""
+    if dialect not in CSV_DIALECTS:
+        raise ValueError(f"unknown CSV dialect {dialect!r}: choose {' or '.join(CSV_DIALECTS)}")
+    excel = dialect == "excel-pl"
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, delimiter=";" if excel else ",", lineterminator="\r\n" if excel else "\n")
+    writer.writerow([title for title, _ in CSV_COLUMNS])
+    writer.writerows(["" if v is None else v for v in line] for line in _flat(rows, extra=True))
+    return ("\ufeff" if excel else "") + buf.getvalue()
 
 
 def _fit_columns(sheet: Worksheet) -> None:
@@ -245,7 +303,6 @@ def _fit_columns(sheet: Worksheet) -> None:
 
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
-_STATUS_COLUMN = next(i for i, (_, key) in enumerate(COLUMNS) if key == "status")
 _DOUBT_FILL = PatternFill("solid", fgColor="FFF2A8")
 _DOUBT_COLUMNS = {
     key: i + 1 for i, (_, key) in enumerate(COLUMNS) if key in ("full_name", "position", "phone", "email", "doubts")
@@ -303,7 +360,6 @@ def to_xlsx(rows: Sequence[RegistrationRow], events: Sequence[str] | None = None
         event_rows = [r for r in rows if r.event == event]
         people = [p for r in event_rows for p in (r.participants or [PersonRow(None, None, None, None, "")])]
         for line, person in zip(_flat(event_rows), people, strict=True):
-            line[_STATUS_COLUMN] = REGISTRATION_PL.get(line[_STATUS_COLUMN], line[_STATUS_COLUMN])
             sheet.append(line)
             _mark_doubts(sheet, sheet.max_row, person)
         sheet.freeze_panes = "A2"

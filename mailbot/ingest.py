@@ -48,10 +48,12 @@ from mailbot.mime import Attachment, MimeLimits, ParsedMessage, parse_message
 from mailbot.mime.budget import MessageBudget
 from mailbot import cancellations, doubts
 from mailbot.bounces import clear_bounce, record_auto_reply, record_bounce
-from mailbot.intent import detect_withdrawal
+from mailbot.intent import detect_question, detect_withdrawal
 from mailbot.links import linked_registrations
 from mailbot.registrations import apply_form, find_correction_target
 from mailbot.replies import Answering, Mailer, Queued, cancelled, closed, corrected, promoted, welcome
+from mailbot.replies import forward_to_organisers, open_events_reply, question_received
+from mailbot.routing import Route, route_form
 from mailbot.seats import allocate, promote
 from mailbot.store.blobs import BlobStore, sha256
 from mailbot.store.tables import InboundMessage, Registration, StoredAttachment
@@ -688,6 +690,17 @@ def _decide(
         decision.reasons.append(f"{verdict.kind}: {verdict.reason}")
         return decision
     if verdict is None and any(".digest@" in m for m in (*parsed.in_reply_to, *parsed.references)):
+        # Command lines ("PRZYJMIJ 12") are carried out by mailbot.organiser_commands,
+        # before anything of this message is written here (each runs in its own
+        # transaction); a reply without any is for a person, as before.
+        from mailbot.organiser_commands import handle_reply  # it imports this module
+
+        handled = handle_reply(ctx, session, inbound, parsed, raw.data, now)
+        if handled is not None:
+            decision.outcome = handled.outcome
+            decision.reasons.extend(handled.reasons)
+            decision.replies.extend(handled.replies)
+            return decision
         # An organiser answering the daily digest writes to a person, not to the bot.
         decision.escalate("needs_review", "reply to the organisers' daily digest: for a person, not answered")
         return decision
@@ -745,12 +758,15 @@ def _decide(
         _settle_by_envelope(ctx, session, decision, answering, reply_addr, linked, now, out)
     if withdrawal is not None and withdrawal.kind == "unclear":
         decision.escalate("needs_review", f"{withdrawal.reason}; nothing changed, a person should read it")
+        if answering is not None and not forms:  # "czy mogę zrezygnować…?": a question (issue 12)
+            _question(ctx, session, decision, answering, reply_addr, _known(ctx, session, linked, reply_addr, now),
+                      now, out)
     elif withdrawal is not None and withdrawal.kind == "cancel":
         assert answering is not None
         _withdraw(ctx, session, decision, answering, reply_addr, linked, forms, withdrawal.reason, now, out)
     elif forms:
         _register(ctx, session, decision, inbound, answering, reply_addr, linked, forms, now, out,
-                  as_of=as_of or now)
+                  as_of=as_of or now, parsed=parsed)
     elif not _address_reply(ctx, session, decision, answering, reply_addr, linked, now, out):
         _no_form(ctx, session, decision, answering, reply_addr, linked, unreadable, blank_returned, now, out)
     decision.replies.extend(out.queued)
@@ -798,6 +814,8 @@ def _no_form(
     if known and not unreadable and not blank_returned:
         codes = ", ".join(r.code for r in known[:5])
         decision.escalate("needs_review", f"message about {codes} without a form: for the organisers to read")
+        if answering is not None:  # a question is answered at once and forwarded (issue 12)
+            _question(ctx, session, decision, answering, reply_addr, known, now, out)
         return
     decision.escalate("needs_review", why)
     event = _fallback_event(settings, now)
@@ -918,6 +936,7 @@ def _register(
     out: Queued,
     *,
     as_of: dt.datetime,
+    parsed: ParsedMessage | None = None,
 ) -> None:
     settings = ctx.settings
     mailer = ctx.mailer
@@ -932,6 +951,15 @@ def _register(
                 f"{stored.filename}: the form names no known event and no default_event is configured",
             )
             continue
+        route: Route | None = None
+        if parsed is not None:  # a past event's form, the message naming an open one (issue 12)
+            route = route_form(settings, form, subject=parsed.subject, text=parsed.text, today=arrived)
+            if route.kind == "ask" and not route.store_late:
+                _ask_for_event(ctx, session, decision, answering, reply_addr, stored, form, route, now, out)
+                continue
+            if route.kind == "routed" and route.event_key is not None:
+                event_key = route.event_key
+                decision.reasons.append(f"{stored.filename}: {route.note}")
         event = settings.event(event_key)
         target = next((r for r in linked if r.event_key == event_key and r.status != "cancelled"), None)
         if target is None:
@@ -972,7 +1000,9 @@ def _register(
                 f"late registration {reg.code} for {event_key} (registration closed on "
                 f"{event.deadline.isoformat()}): stored, not seated — organisers decide",
             )
-            if answering is not None:
+            if route is not None and route.kind == "ask":  # other events are open: point to them
+                _ask_for_event(ctx, session, decision, answering, reply_addr, stored, form, route, now, out, reg=reg)
+            elif answering is not None:
                 closed(session, mailer, reg, event, answering=answering, reply_to=reply_addr,
                        reason=reason, now=now, out=out)
             continue
@@ -1101,3 +1131,119 @@ def _fallback_event(settings: Settings, now: dt.datetime) -> EventSettings | Non
             return event
     upcoming = sorted((e for e in settings.events if today <= e.deadline), key=lambda e: e.date)
     return upcoming[0] if upcoming else None
+
+
+# --- questions and forms for another event (issue 12) --------------------------------
+
+
+def _known(
+    ctx: IngestContext, session: Session, linked: Sequence[Registration], reply_addr: str | None, now: dt.datetime
+) -> list[Registration]:
+    """The registrations a message without a form is about: the ones it is tied to, else
+    the sender's own in events still to come."""
+    if linked:
+        return list(linked)
+    if reply_addr is None:
+        return []
+    return _registrations_of_sender(session, reply_addr, _open_event_keys(ctx.settings, now))
+
+
+def _raw_of(ctx: IngestContext, inbound: InboundMessage) -> bytes:
+    """The message as it came (stored before it is decided), for a forward; empty if gone."""
+    try:
+        return ctx.blobs.get(inbound.raw_sha256)
+    except FileNotFoundError:
+        return b""
+
+
+def _question(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering,
+    reply_addr: str | None,
+    known: Sequence[Registration],
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """A registered person asks something (no form, no clear withdrawal): tell them at
+    once that the organisers have it (``question_received``) and forward it to the
+    organisers of the events concerned, Reply-To the person. The outcome stays
+    needs_review: the organisers still answer. Anything else (a thank-you) only waits
+    for the organisers, as before."""
+    if not known or reply_addr is None:
+        return
+    asked = detect_question(answering.parsed.subject, answering.parsed.text)
+    if not asked.asks:
+        return
+    events: list[EventSettings] = []
+    for reg in known:
+        try:
+            event = ctx.settings.event(reg.event_key)
+        except KeyError:
+            continue
+        if event not in events:
+            events.append(event)
+    if not events:
+        return
+    before = len(out.queued)
+    question_received(session, ctx.mailer, known, events[0], answering=answering, reply_to=reply_addr,
+                      now=now, out=out)
+    told = len(out.queued) > before
+    codes = ", ".join(r.code for r in known[:5])
+    why = (
+        f"Pytanie od osoby zarejestrowanej na konferencję (zgłoszenie {codes}) – mailbot nie odpowiada na nie sam."
+        + (" Nadawca dostał potwierdzenie, że wiadomość przekazano organizatorom." if told else "")
+    )
+    without = forward_to_organisers(
+        session, ctx.mailer, events, known, answering=answering, reply_to=reply_addr,
+        raw=_raw_of(ctx, answering.inbound), why=why, topic="question", now=now, out=out,
+    )
+    decision.reasons.append(
+        f"pytanie „{asked.phrase}” – przekazane organizatorom"
+        + (", nadawca dostał potwierdzenie" if told else "")
+    )
+    if without:
+        decision.reasons.append(
+            "brak adresów organizatorów (events.organisers) dla " + ", ".join(without)
+            + ": pytanie tylko w kolejce do przejrzenia"
+        )
+
+
+def _ask_for_event(
+    ctx: IngestContext,
+    session: Session,
+    decision: _Decision,
+    answering: Answering | None,
+    reply_addr: str | None,
+    stored: StoredAttachment,
+    form: FormData,
+    route: Route,
+    now: dt.datetime,
+    out: Queued,
+    *,
+    reg: Registration | None = None,
+) -> None:
+    """A form for an event already held, and no single open event named: tell the
+    sender which events are open (their blank forms attached) and forward the message
+    to the organisers of the form's event and of those events. ``reg``: the late
+    registration the form was stored as (none named), else nothing was stored."""
+    settings = ctx.settings
+    decision.escalate("needs_review", f"{stored.filename}: {route.note}")
+    if answering is None or form.event is None:
+        return
+    own = settings.event(form.event)
+    offered = [settings.event(k) for k in route.candidates]
+    open_events_reply(session, ctx.mailer, own, offered, answering=answering, reply_to=reply_addr,
+                      closed_reason="event_over" if route.form_event_over else "deadline", now=now, out=out,
+                      reg=reg)
+    if reply_addr is None:
+        return
+    without = forward_to_organisers(
+        session, ctx.mailer, [own, *offered], [reg] if reg is not None else [], answering=answering,
+        reply_to=reply_addr,
+        raw=_raw_of(ctx, answering.inbound), why=route.note[:1].upper() + route.note[1:] + ".",
+        topic="event", now=now, out=out,
+    )
+    if without:
+        decision.reasons.append("brak adresów organizatorów (events.organisers) dla " + ", ".join(without))

@@ -29,7 +29,9 @@ from typing import Literal
 
 __all__ = [
     "FOOTER_SENTENCE",
+    "Question",
     "Withdrawal",
+    "detect_question",
     "detect_withdrawal",
     "find_codes",
     "mentioned_names",
@@ -823,3 +825,79 @@ def mentioned_names(text: str, names: Sequence[str]) -> list[str]:
                 break
 
     return [name for name in names if name in found]
+
+
+# --- questions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Question:
+    """Whether a message asks the organisers something (a question or a request).
+
+    ``phrase``: the words that decided it; ``reason``: one line for the admin log.
+    """
+
+    asks: bool
+    phrase: str | None
+    reason: str
+
+
+# A sentence that opens with a question word: "Czy …", "Jak …", "Do kiedy …".
+_QUESTION_OPENER = _rx(
+    r"^\W*(?:czy|jak|jaki\w*|jakie|gdzie|kiedy|ile|dlaczego|czemu|kto|co|skad|ktor\w*"
+    r"|w\s+jaki\s+sposob|do\s+kiedy|od\s+kiedy|o\s+ktorej|na\s+ile)\b"
+)
+# A request or an announced question anywhere: "proszę o informację", "uprzejmie proszę
+# o przesłanie faktury", "mam pytanie", "chciałabym zapytać", "prośba o …".
+_REQUEST_WORDS = _rx(
+    r"\b(?:prosze|prosimy|uprzejmie\s+prosze|uprzejmie\s+prosimy)\s+o\b"
+    r"|\b(?:prosba|prosbe|pytanie|pytania|zapytanie)\b"
+    r"|\b(?:chcial\w*|chciel\w*|pragne|pragniemy)\s+(?:\w+\s+)?(?:zapytac|zapytac\s+sie|prosic"
+    r"|dowiedziec\s+sie|sie\s+dowiedziec)\b"
+    r"|\bzapyt(?:uje|ujemy|am|ac)\b"
+    r"|\b(?:prosze|prosimy)\s+(?:\w+\s+)?(?:przeslac|wyslac|podac|potwierdzic|poinformowac|odpowiedziec"
+    r"|wystawic|zarezerwowac|dopisac|zmienic|sprawdzic)\b"
+)
+
+
+# A greeting alone on its line, after the person's own words: the start of a mail quoted
+# without '>' (ours begin "Szanowna Pani Anno," / "Szanowni Państwo,"), not their words.
+_LATER_GREETING = _rx(
+    r"^[ \t]*(?:szanown[aiy]\s+(?:pani|panie|panstwo)\b[^\n,]{0,40},|dzien\s+dobry\s*,|witam\s*,)[ \t]*$"
+)
+
+
+def _before_a_quoted_mail(own: str) -> str:
+    lines = own.split("\n")
+    seen_text = False
+    for i, line in enumerate(lines):
+        if seen_text and _LATER_GREETING.match(_fold(line)):
+            return "\n".join(lines[:i])
+        seen_text = seen_text or bool(line.strip()) and not _LATER_GREETING.match(_fold(line))
+    return own
+
+
+def detect_question(subject: str, text: str) -> Question:
+    """Whether the sender asks the organisers something, judged on the subject and their
+    own words only (quotes, our footer and the signature cut away): a question mark, a
+    sentence opening with a question word, or a request ("proszę o …", "mam pytanie").
+
+    A thank-you, a "do zobaczenia" or an empty reply asks nothing. Pure, bounded input."""
+    subject = (subject or "")[:MAX_SUBJECT_CHARS]
+    own = _before_a_quoted_mail(strip_quoted(text[:MAX_TEXT_CHARS]))
+    prefix = _REPLY_PREFIX.match(subject)
+    bare_subject = subject[prefix.end() :] if prefix else subject
+    for where, original in (("body", own), ("subject", bare_subject)):
+        folded = _fold(original)
+        for s, e in _sentences(folded):
+            sent, orig = folded[s:e], original[s:e]
+            mark = re.search(r"\?(?!\S*[/=&])", sent)  # not the '?' of a link's query
+            if mark:
+                start = max(0, mark.start() - 100)
+                p = _phrase(orig, start, mark.end())
+                return Question(True, p, f"question '{p}' in {where}")
+            m = _QUESTION_OPENER.match(sent) or _REQUEST_WORDS.search(sent)
+            if m:
+                p = _phrase(orig, m.start(), min(len(orig), m.end() + 60))
+                return Question(True, p, f"request '{p}' in {where}")
+    return Question(False, None, "no question in the sender's own words")

@@ -44,6 +44,7 @@ from mailbot.config import Settings
 from mailbot.store.blobs import BlobStore
 from mailbot.store.tables import (
     AddressStatus,
+    CalendarSequence,
     InboundMessage,
     OutboundMail,
     Participant,
@@ -251,6 +252,10 @@ def _run(session: Session, settings: Settings, blobs: BlobStore, now: dt.datetim
         return row.created_at + horizon <= now
 
     _purge_mails(session, gone, gone_messages, orphan_due, now, report, purged_addresses)
+    # Which address was sent which calendar entry of a purged event: personal data too,
+    # and of no use once the event is over.
+    for row in session.exec(select(CalendarSequence).where(col(CalendarSequence.event_key).in_(due_keys))).all():
+        session.delete(row)
     session.flush()
     _purge_address_states(session, purged_addresses, report)
     session.flush()

@@ -8,12 +8,24 @@ doubted it: :func:`mailbot.replies.mail_address`), is reached through whoever
 registered them. Each mail's dedupe key names the event, the reminder (or the
 change's calendar SEQUENCE) and the address, so a second run at the same moment, or a
 restart, sends nothing twice.
+
+A change needs a decision (issue 12, item 10). ``event_state`` keeps what participants
+were last told about each event; an edit in the config (SIGHUP or a restart included)
+mails nobody by itself — one added "(I piętro)" must not write to a hundred people. It
+waits, logged once and reported by ``mailbot check-config`` (:func:`pending_changes`,
+also for ``status`` and the digest), until an organiser runs ``mailbot announce EVENT``
+(:func:`announce`): ``--dry-run`` shows who would get what, plain ``announce`` queues
+one ``changed`` per address, ``--silent`` accepts the new state without mail. Until
+then nothing is held back: reminders, acknowledgements and every other mail go out as
+usual, showing the details configured now. A raised capacity still seats people from
+the waiting list on the next pass (their ``promoted`` mail is no announcement).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +47,8 @@ from mailbot.replies import (
 from mailbot.seats import HOLDING, promote
 from mailbot.store.tables import EventState, Participant, Registration
 from mailbot.templating import date_pl, time_pl
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,69 @@ def queue_reminders(session: Session, mailer: Mailer, now: dt.datetime, out: Que
             out.add(row, "reminder", addr)
 
 
-def _announced(event: EventSettings) -> dict[str, str]:
+# --- changes to an event: recorded by every pass, announced by `mailbot announce` ------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One detail of an event as participants were last told it, and as configured now."""
+
+    field: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old} → {self.new}"
+
+    def as_context(self) -> dict[str, str]:
+        """The ``changes`` item of the ``changed`` template."""
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An address a ``changed`` mail would go to, and the seated people it is about."""
+
+    address: str
+    people: tuple[str, ...]
+    """Their names (``uczestnik N`` for a person without one), in form order."""
+    attends: bool
+    """The address is one of those people's own: the mail carries the calendar entry."""
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """An event whose details in the config differ from what participants were told,
+    while somebody holds a seat and the event is not over: it waits for ``mailbot
+    announce``. For the check-config warning, ``status`` and the daily digest."""
+
+    event: EventSettings
+    changes: tuple[Change, ...]
+    """Relative to the last announced (or silently accepted) state."""
+    announced_at: dt.datetime
+    """When that state was recorded."""
+    people: int
+    """Seated people the change concerns (holding a seat, whether reachable or not)."""
+    recipients: tuple[Recipient, ...]
+    """Who ``mailbot announce`` would mail (bouncing addresses and our own are left out)."""
+
+    @property
+    def summary(self) -> str:
+        """``Godzina rozpoczęcia: 11:00 → 10:00; Miejsce: … → …``."""
+        return "; ".join(str(c) for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What :func:`announce` did: the change, and the mails queued (none when silent)."""
+
+    change: PendingChange
+    queued: tuple[str, ...]
+    silent: bool
+
+
+def _shown(event: EventSettings) -> dict[str, str]:
+    """The details a ``changed`` mail lists, as the mails write them."""
     return {
         "Tytuł": event.title,
         "Data": date_pl(event.date),
@@ -138,38 +214,165 @@ def _announced(event: EventSettings) -> dict[str, str]:
     }
 
 
+def _differences(before: dict[str, str], after: dict[str, str]) -> tuple[Change, ...]:
+    return tuple(
+        Change(k, before.get(k) or "—", v or "—")
+        for k, v in after.items()
+        if (before.get(k) or "") != v
+    )
+
+
+def _unannounced(
+    session: Session, event: EventSettings, *, lock: bool = False
+) -> tuple[EventState, tuple[Change, ...]] | None:
+    """The event's recorded state and what differs from it, when the calendar
+    fingerprint does; None when in step or nothing was recorded yet."""
+    state = session.get(EventState, event.key, with_for_update=lock)
+    if state is None or state.fingerprint == event_fingerprint(event):
+        return None
+    return state, _differences(json.loads(state.snapshot_json or "{}"), _shown(event))
+
+
+def _over(event: EventSettings, settings: Settings, now: dt.datetime) -> bool:
+    """The event's day has passed: nobody needs telling any more."""
+    return now.astimezone(settings.tz).date() > event.date
+
+
+def _record(state: EventState, event: EventSettings, now: dt.datetime) -> None:
+    """Take the configured details as what participants know (SEQUENCE unchanged)."""
+    state.fingerprint = event_fingerprint(event)
+    state.snapshot_json = json.dumps(_shown(event), ensure_ascii=False)
+    state.updated_at = now
+
+
+def _change_targets(
+    session: Session, rows: Sequence[tuple[Registration, Participant]], own: Sequence[str]
+) -> dict[str, list[Participant]]:
+    """Address → seated people a ``changed`` mail to it is about: each reachable
+    person, and whoever registered a group (they told their colleagues)."""
+    targets = _by_address(session, rows, own)
+    for reg, person in rows:
+        addr = norm_address(reg.sender_email)
+        if addr and safe_to_reply(addr, own) and not is_bouncing(session, addr):
+            group = targets.setdefault(addr, [])
+            if person not in group:
+                group.append(person)
+    return targets
+
+
+def pending_change(
+    session: Session, settings: Settings, event: EventSettings, now: dt.datetime
+) -> PendingChange | None:
+    """The change of ``event`` that waits for ``mailbot announce``, or None: in step
+    with the config, never recorded yet, over, or nobody holds a seat (the pass records
+    those by itself). Reads only."""
+    found = _unannounced(session, event)
+    if found is None or _over(event, settings, now):
+        return None
+    state, changes = found
+    rows = _seated(session, event.key)
+    if not rows:
+        return None
+    targets = _change_targets(session, rows, settings.replying_as)
+    recipients = tuple(
+        Recipient(
+            address=addr,
+            people=tuple(p.full_name or f"uczestnik {p.position + 1}" for p in people),
+            attends=any(mail_address(p) == addr for p in people),
+        )
+        for addr, people in targets.items()
+    )
+    told = state.updated_at
+    return PendingChange(
+        event=event,
+        changes=changes,
+        announced_at=told if told.tzinfo is not None else told.replace(tzinfo=dt.UTC),
+        people=len(rows),
+        recipients=recipients,
+    )
+
+
+def pending_changes(session: Session, settings: Settings, now: dt.datetime) -> list[PendingChange]:
+    """Every configured event's change waiting for ``mailbot announce``, in config
+    order. Reads only: for ``check-config``, ``status`` and the daily digest."""
+    return [
+        change
+        for event in settings.events
+        if (change := pending_change(session, settings, event, now)) is not None
+    ]
+
+
+_logged: set[tuple[str, str, str, str]] = set()
+"""(database, event, announced fingerprint, configured fingerprint) of the pending
+changes this process has logged already: once each, not on every pass."""
+
+
 def announce_changes(session: Session, mailer: Mailer, now: dt.datetime, out: Queued) -> None:
-    """Compare each event with what participants were told; on a change, one ``changed``
-    mail per address with the calendar entry at the next SEQUENCE. Also seats people
-    from the waiting list when the organisers raised the capacity."""
+    """Every pass: record each event's state the first time it is seen, and seat people
+    from the waiting list when the organisers raised the capacity (``promoted`` mails go
+    out by themselves: that is no announcement of a change).
+
+    A changed date, time, venue or title mails nobody here, whatever the pass or a
+    reload (SIGHUP) sees: it waits for ``mailbot announce`` (:func:`announce`), and is
+    logged once per process. Reminders and every other mail meanwhile go out as usual
+    with the configured (new) details — a pending change blocks nothing. Only where
+    there is nobody to tell — the event's day has passed, or no one holds a seat — is
+    the new state recorded at once, without mail."""
     settings = mailer.settings
     today = now.astimezone(settings.tz).date()
     for event in settings.events:
-        fingerprint = event_fingerprint(event)
-        shown = _announced(event)
         state = session.get(EventState, event.key)
         if state is None:
-            session.add(EventState(event_key=event.key, fingerprint=fingerprint,
-                                   snapshot_json=json.dumps(shown, ensure_ascii=False), updated_at=now))
+            session.add(EventState(event_key=event.key, fingerprint=event_fingerprint(event),
+                                   snapshot_json=json.dumps(_shown(event), ensure_ascii=False), updated_at=now))
             session.flush()
-        elif state.fingerprint != fingerprint:
-            before = json.loads(state.snapshot_json or "{}")
-            state.fingerprint = fingerprint
-            state.snapshot_json = json.dumps(shown, ensure_ascii=False)
-            state.updated_at = now
-            state.sequence += 1
-            session.add(state)
-            session.flush()
-            if today <= event.date:
-                changes = [
-                    {"field": k, "old": before.get(k) or "—", "new": v or "—"}
-                    for k, v in shown.items()
-                    if (before.get(k) or "") != v
-                ]
-                _notify_change(session, mailer, event, state.sequence, changes, now, out)
+        elif state.fingerprint != event_fingerprint(event):
+            if _over(event, settings, now) or not _seated(session, event.key):
+                _record(state, event, now)
+                session.add(state)
+                session.flush()
+            elif (seen := (settings.db_url, event.key, state.fingerprint, event_fingerprint(event))) not in _logged:
+                _logged.add(seen)
+                found = _unannounced(session, event)
+                summary = "; ".join(str(c) for c in found[1]) if found else ""
+                log.warning(
+                    "event %s changed in the config (%s); participants are not told until "
+                    "`mailbot announce %s` (or --silent to accept it without mail)",
+                    event.key, summary, event.key,
+                )
         if today < event.date:
             moved = promote(session, event.key, event.capacity, now)
             promoted(session, mailer, moved, event, now=now, out=out)
+
+
+def announce(
+    session: Session, mailer: Mailer, event: EventSettings, now: dt.datetime, *, silent: bool = False
+) -> Announcement | None:
+    """Announce ``event``'s pending change (:func:`pending_change`), in the caller's
+    transaction; None when there is none.
+
+    Mails one ``changed`` per address (the seated people, whoever registered them)
+    listing the changes since the last announced state, each with its calendar entry
+    at the address's next SEQUENCE; the event's announced SEQUENCE goes up by one and
+    names the mails' dedupe keys, so announcing again sends nothing twice. ``silent``
+    records the new state as announced and mails nobody (a typo in the venue); the
+    calendars catch up with the next file each address gets (a reminder)."""
+    change = pending_change(session, mailer.settings, event, now)
+    if change is None:
+        return None
+    found = _unannounced(session, event, lock=True)
+    if found is None:  # announced meanwhile by another process
+        return None
+    state = found[0]
+    _record(state, event, now)
+    out = Queued()
+    if not silent:
+        state.sequence += 1
+    session.add(state)
+    session.flush()
+    if not silent:
+        _notify_change(session, mailer, event, state.sequence, [c.as_context() for c in change.changes], now, out)
+    return Announcement(change, tuple(out.queued), silent)
 
 
 def _notify_change(
@@ -182,14 +385,7 @@ def _notify_change(
     out: Queued,
 ) -> None:
     rows = _seated(session, event.key)
-    targets = _by_address(session, rows, mailer.settings.replying_as)
-    # Whoever registered a group hears about it too: they told their colleagues.
-    for reg, person in rows:
-        addr = norm_address(reg.sender_email)
-        if addr and safe_to_reply(addr, mailer.settings.replying_as) and not is_bouncing(session, addr):
-            group = targets.setdefault(addr, [])
-            if person not in group:
-                group.append(person)
+    targets = _change_targets(session, rows, mailer.settings.replying_as)
     for addr, people in targets.items():
         row = mailer.queue(
             session,

@@ -7,8 +7,15 @@ Rules, in the words organisers use:
 - an address the form reader doubted (``unconfirmed``) gets no mail of its own until it
   is confirmed: that person is reached through whoever registered them, like a person
   without an address, and the sender's mail asks them to confirm or correct it;
-- mails about a seat (ack, promoted, reminder, changed) carry a calendar entry whose UID
-  is stable per address and event, so a later change replaces it in the calendar;
+- mails about a seat (ack, promoted, reminder, changed) carry a calendar entry — but
+  only to the address of someone who holds a seat: a registrant who merely registered
+  colleagues gets no entry of their own (and no "Potwierdzamy udział"). The UID is
+  stable per address and event and each file to an address has a higher SEQUENCE than
+  the last (``calendar_sequence``), so a later change replaces the entry;
+- a withdrawal (``cancelled``) carries the cancellation (METHOD:CANCEL) of the entry the
+  address holds, if it holds one and has no seat left in the event;
+- only configured facts are stated: an end time only when ``end_time`` is set, the
+  organiser's name, phone, e-mail and data-controller line only where configured;
 - every mail has a dedupe key naming what it is about, so reprocessing, a crash or a
   second run never sends it twice.
 
@@ -18,18 +25,28 @@ Rendering and queueing happen here; sending is :mod:`mailbot.outbox`'s job.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from mailbot.address_replies import CONFIRM_SENTENCE
-from mailbot.calendar import calendar_file, event_uid, make_ics
-from mailbot.config import EventSettings, Settings
+from mailbot.calendar import (
+    CANCEL,
+    PUBLISH,
+    calendar_file,
+    entry_description,
+    event_uid,
+    make_ics,
+    organizer,
+)
+from mailbot.config import DEFAULT_WORKSHOPS, EventSettings, Settings
 from mailbot.loopguard import safe_to_reply
 from mailbot.mime import ParsedMessage
 from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, enqueue, replies_today
@@ -37,6 +54,7 @@ from mailbot.registrations import UNCONFIRMED, Applied, participants_of
 from mailbot.seats import HOLDING, waitlist_position
 from mailbot.store.tables import (
     AddressStatus,
+    CalendarSequence,
     EventState,
     InboundMessage,
     OutboundMail,
@@ -47,11 +65,8 @@ from mailbot.templating import Templates
 
 log = logging.getLogger(__name__)
 
-WORKSHOP_NAMES = {
-    "A": "Zarządzanie strategiczne w partnerstwie",
-    "B": "Zarządzanie relacjami w partnerstwie",
-}
-_UTC = ZoneInfo("UTC")
+WORKSHOP_NAMES: dict[str, str] = {w.key: w.title for w in DEFAULT_WORKSHOPS}
+"""The default workshop titles; a mail names its event's (:func:`workshop_names`)."""
 CALENDAR_KINDS = frozenset({"ack", "promoted", "reminder", "changed"})
 
 
@@ -63,17 +78,46 @@ class Answering:
     parsed: ParsedMessage
 
 
+def organiser_context(event: EventSettings) -> dict[str, str]:
+    """``event.organiser`` of the templates: each field the configured text, or empty
+    (a template prints a line only for what is set — nothing is made up)."""
+    org = event.organiser
+    return {
+        "name": org.name or "",
+        "phone": org.phone or "",
+        "email": org.email or "",
+        "data_controller": org.data_controller or "",
+    }
+
+
+def workshop_names(event: EventSettings) -> dict[str, str]:
+    """``workshop_names`` of the templates: the event's workshop letters → titles, as
+    configured (``workshops``)."""
+    return dict(event.workshop_titles)
+
+
+def workshops_context(event: EventSettings) -> list[dict[str, object]]:
+    """``event.workshops`` of the templates: key, title and capacity (None: not set)."""
+    return [{"key": w.key, "title": w.title, "capacity": w.capacity} for w in event.workshop_options]
+
+
 def event_context(event: EventSettings) -> dict[str, object]:
+    """``event`` of the templates. ``end_time`` is the configured one or None: a mail
+    states an end only when the organisers gave one (the calendar file's DTEND falls
+    back to ``calendar_default_hours``, the mail text never does)."""
     return {
         "key": event.key,
         "title": event.title,
         "city": event.city,
         "date": event.date,
         "start_time": event.start_time,
-        "end_time": event.ends_at(_UTC).time(),
+        "end_time": event.end_time,
         "venue": event.venue,
         "address": event.address,
         "deadline": event.deadline,
+        "organiser": organiser_context(event),
+        "workshops": workshops_context(event),
+        "fee_line": event.fee_text,
     }
 
 
@@ -151,6 +195,74 @@ def recipients(
     return addressed(participants_of(session, reg.id), [sender], own)
 
 
+def next_calendar_sequence(
+    session: Session, event_key: str, address: str, method: str, now: dt.datetime
+) -> int:
+    """Take the SEQUENCE of the next calendar file to ``address`` for the event and
+    record it (with its METHOD), in the caller's transaction: it is kept only if the mail
+    is queued. One more than the last file to that address; for an address with no row
+    yet, one more than the event's announced SEQUENCE, which every file sent before
+    this table existed carried at most — so a client always takes the new file as newer.
+    The row is read FOR UPDATE (PostgreSQL), so two processes cannot hand out one number.
+    """
+    addr = address.strip().casefold()
+    row = session.get(CalendarSequence, (event_key, addr), with_for_update=True)
+    if row is None:
+        state = session.get(EventState, event_key)
+        row = CalendarSequence(
+            event_key=event_key, address=addr, sequence=(state.sequence if state else 0) + 1,
+            method=method, updated_at=now,
+        )
+    else:
+        row.sequence += 1
+        row.method = method
+        row.updated_at = now
+    session.add(row)
+    session.flush()
+    return row.sequence
+
+
+def holds_calendar_entry(session: Session, event_key: str, address: str) -> bool:
+    """Whether the last calendar file sent to ``address`` for the event added an entry
+    (PUBLISH) that no cancellation has removed since."""
+    row = session.get(CalendarSequence, (event_key, address.strip().casefold()))
+    return row is not None and row.method == PUBLISH
+
+
+def _seated_with_own_address(event_key: str, address: str) -> tuple[Any, ...]:
+    """The conditions for a person who holds a seat in the event under ``address`` as
+    their own, confirmed address."""
+    return (
+        Registration.event_key == event_key,
+        col(Registration.status).in_(HOLDING),
+        Participant.status == "confirmed",
+        col(Participant.email_check).is_distinct_from(UNCONFIRMED),
+        func.lower(func.trim(col(Participant.email))) == address.strip().casefold(),
+    )
+
+
+def has_seat(session: Session, event_key: str, address: str) -> bool:
+    """Whether someone with this (confirmed) address of their own still holds a seat in
+    the event: their entry stays, whoever else withdrew."""
+    query = (
+        select(Participant.id)
+        .join(Registration, col(Participant.registration_id) == col(Registration.id))
+        .where(*_seated_with_own_address(event_key, address))
+    )
+    return session.exec(query).first() is not None
+
+
+def seat_holders(session: Session, event_key: str, address: str) -> list[str]:
+    """The names of the people with a seat in the event whose own (confirmed) address
+    this is — as :func:`has_seat`, for the salutation of a mail about someone else."""
+    query = (
+        select(Participant.full_name)
+        .join(Registration, col(Participant.registration_id) == col(Registration.id))
+        .where(*_seated_with_own_address(event_key, address))
+    )
+    return sorted({name.strip() for name in session.exec(query) if name and name.strip()})
+
+
 def is_bouncing(session: Session, address: str) -> bool:
     state = session.get(AddressStatus, address.casefold())
     return bool(state and state.bouncing)
@@ -170,6 +282,9 @@ class Mailer:
             "event": event_context(event),
             "signature": self.settings.signature,
             "organiser_email": self.settings.outbox.from_address,
+            "recipient_attends": False,
+            "recipient_keeps_seat": False,
+            "recipient_person": None,
             "original_subject": None,
             "recipient_name": None,
             "code": None,
@@ -183,28 +298,47 @@ class Mailer:
             "changes": [],
             "days_before": None,
             "closed_reason": None,
-            "workshop_names": WORKSHOP_NAMES,
+            "workshop_names": workshop_names(event),
             "unconfirmed_emails": [],
             "confirmed_emails": [],
             "confirm_sentence": CONFIRM_SENTENCE,
+            "question": None,
+            "open_events": [],
         }
 
     def calendar(
-        self, session: Session, event: EventSettings, address: str, now: dt.datetime, *, cancelled: bool = False
+        self,
+        session: Session,
+        event: EventSettings,
+        address: str,
+        now: dt.datetime,
+        *,
+        cancelled: bool = False,
+        attendee_name: str | None = None,
     ) -> FileAttachment:
-        state = session.get(EventState, event.key)
+        """The calendar file for ``address``: its own UID, the next SEQUENCE for it
+        (recorded), PUBLISH for a seat or CANCEL for a withdrawal."""
         outbox = self.settings.outbox
         domain = outbox.from_address.rpartition("@")[2] or "mailbot.invalid"
+        org_email, org_name = organizer(
+            event, fallback_email=outbox.from_address, fallback_name=outbox.from_name
+        )
+        sequence = next_calendar_sequence(
+            session, event.key, address, CANCEL if cancelled else PUBLISH, now
+        )
         ics = make_ics(
             event,
             tz=self.settings.tz,
             uid=event_uid(event.key, address, domain),
-            sequence=state.sequence if state else 0,
+            sequence=sequence,
             stamp=now,
-            organiser_email=outbox.from_address,
-            organiser_name=outbox.from_name,
-            description=f"{event.title}\n{event.venue}, {event.address}",
+            organiser_email=org_email,
+            organiser_name=org_name,
+            description=entry_description(event),
             cancelled=cancelled,
+            attendee_email=address if cancelled else None,
+            attendee_name=attendee_name,
+            default_hours=self.settings.calendar_default_hours,
         )
         f = calendar_file(ics, event.key, cancelled=cancelled)
         return FileAttachment(f.filename, f.content_type, f.data)
@@ -223,6 +357,7 @@ class Mailer:
         answering: Answering | None = None,
         registration_id: int | None = None,
         attach_blank: bool = False,
+        extra_attachments: Sequence[FileAttachment] = (),
     ) -> OutboundMail | None:
         """Queue one mail; None when it already exists (same dedupe key)."""
         if session.exec(select(OutboundMail.id).where(OutboundMail.dedupe_key == dedupe)).first():
@@ -232,10 +367,27 @@ class Mailer:
             attachments.append(self.blank_form(event))
         full = self.base_context(event, kind)
         full.update(context or {})
-        if kind in CALENDAR_KINDS and _holds_seat(full):
+        full["recipient_attends"] = _attends(full, to)
+        full["recipient_person"] = _owner(full, to)
+        if kind == "cancelled":  # a registrant who withdrew a colleague but still comes
+            full["recipient_keeps_seat"] = has_seat(session, event.key, to)
+            holders = seat_holders(session, event.key, to)
+            if full["recipient_person"] is None and len(holders) == 1:
+                full["recipient_person"] = holders[0]
+        if kind in CALENDAR_KINDS and full["recipient_attends"]:
             attachments.append(self.calendar(session, event, to, now))
             full["calendar_attached"] = True
+        elif (
+            kind == "cancelled"
+            and holds_calendar_entry(session, event.key, to)
+            and not has_seat(session, event.key, to)
+        ):
+            attachments.append(
+                self.calendar(session, event, to, now, cancelled=True, attendee_name=to_name)
+            )
+            full["calendar_attached"] = True
         full["attachment_name"] = attachments[0].filename if attach_blank else ""
+        attachments.extend(extra_attachments)
         full["recipient_name"] = to_name
         ref = answering.inbound.ref if answering else dedupe_ref(dedupe)
         if answering is not None:
@@ -274,12 +426,37 @@ class Mailer:
         return replies_today(session, address, now) >= self.settings.outbox.max_replies_per_address_per_day
 
 
-def _holds_seat(context: Mapping[str, Any]) -> bool:
-    """A calendar entry only for someone with a seat (not for the waiting list)."""
-    people = context.get("people") or [
+def _attends(context: Mapping[str, Any], to: str) -> bool:
+    """Whether the addressee holds a seat themselves: one of the people the mail is about
+    is confirmed and ``to`` is their own (confirmed) address. Only such an address gets
+    a calendar entry and the "Potwierdzamy udział" wording: not the waiting list, and not
+    a registrant who only registered colleagues (the entry would sit in the wrong
+    calendar, under a UID nobody attends with)."""
+    people = list(context.get("people") or []) + [
         p for r in context.get("registrations") or [] for p in r["participants"]
     ]
-    return any(p.get("status") == "confirmed" for p in people) if people else True
+    addr = to.strip().casefold()
+    return any(
+        p.get("status") == "confirmed"
+        and not p.get("email_unconfirmed")
+        and norm_address(p.get("email")) == addr
+        for p in people
+    )
+
+
+def _owner(context: Mapping[str, Any], to: str) -> str | None:
+    """The name on the form of the one person whose own (confirmed) address ``to`` is,
+    for the salutation; None for an address shared or not a participant's own."""
+    people = list(context.get("people") or []) + [
+        p for r in context.get("registrations") or [] for p in r["participants"]
+    ]
+    addr = to.strip().casefold()
+    found = {
+        str(p["full_name"]).strip()
+        for p in people
+        if p.get("full_name") and not p.get("email_unconfirmed") and norm_address(p.get("email")) == addr
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def dedupe_ref(dedupe: str) -> str:
@@ -639,3 +816,207 @@ def display_name(answering: Answering | None, addr: str, people: Sequence[Partic
         return answering.parsed.from_name
     owners = [p for p in people if mail_address(p) == addr]
     return owners[0].full_name if len(owners) == 1 else None
+
+
+# --- questions and forms for another event (issue 12: items 1 and 4) ---------------
+
+FORWARD_ORIGINAL_MAX_BYTES = 5 * 1024 * 1024
+"""The original message rides along a forward to the organisers (message/rfc822) up to
+this size; a bigger one is only quoted (its raw copy stays in the review queue)."""
+_QUOTE_MAX_CHARS = 8_000
+
+
+def question_view(
+    session: Session,
+    answering: Answering,
+    regs: Sequence[Registration],
+    *,
+    why: str,
+    topic: str,
+    now: dt.datetime,
+    attached: bool = False,
+) -> dict[str, object]:
+    """``question`` of the templates: who wrote what, about which registrations."""
+    parsed = answering.parsed
+    text = (parsed.text or "").strip()
+    if len(text) > _QUOTE_MAX_CHARS:
+        text = text[:_QUOTE_MAX_CHARS].rstrip() + "\n[…]"
+    name = (parsed.from_name or "").strip() or None
+    if name is None and regs:
+        wanted = norm_address(parsed.from_addr)
+        assert regs[0].id is not None
+        owners = [p.full_name for p in participants_of(session, regs[0].id) if norm_address(p.email) == wanted]
+        name = owners[0] if len(owners) == 1 and owners[0] else None
+    institution = next((r.institution_name for r in regs if r.institution_name), None)
+    return {
+        "topic": topic,
+        "why": why,
+        "from_name": name,
+        "from_addr": parsed.from_addr or "",
+        "institution": institution,
+        "subject": parsed.subject or "(bez tematu)",
+        "received_at": (parsed.date or now),
+        "text": text,
+        "codes": [r.code for r in regs],
+        "original_attached": attached,
+    }
+
+
+def question_received(
+    session: Session,
+    mailer: Mailer,
+    regs: Sequence[Registration],
+    event: EventSettings,
+    *,
+    answering: Answering,
+    reply_to: str | None,
+    now: dt.datetime,
+    out: Queued,
+) -> None:
+    """Tell a registered person at once that their question went to the organisers (one
+    mail per message; the daily cap applies)."""
+    sender = norm_address(reply_to)
+    if not sender or not safe_to_reply(sender, mailer.settings.replying_as):
+        return
+    if not _answer_allowed(mailer, session, out, "question_received", sender, now):
+        return
+    views = [registration_view(session, r) for r in regs[:5]]
+    reg = regs[0] if regs else None
+    row = mailer.queue(
+        session,
+        kind="question_received",
+        event=event,
+        to=sender,
+        now=now,
+        dedupe=f"question_received:{answering.inbound.dedupe_key}",
+        context={
+            "code": reg.code if reg else None,
+            "registrations": views,
+            "people": views[0]["participants"] if views else [],
+        },
+        to_name=display_name(answering, sender, []),
+        answering=answering,
+        registration_id=reg.id if reg else None,
+    )
+    out.add(row, "question_received", sender)
+
+
+def forward_to_organisers(
+    session: Session,
+    mailer: Mailer,
+    events: Sequence[EventSettings],
+    regs: Sequence[Registration],
+    *,
+    answering: Answering,
+    reply_to: str,
+    raw: bytes,
+    why: str,
+    topic: str,
+    now: dt.datetime,
+    out: Queued,
+) -> list[str]:
+    """Forward the message to the organisers of ``events`` (``events[].organisers``), one
+    mail per message and address: Reply-To is the person, so answering reaches them; the
+    text is quoted and the original attached as message/rfc822 (when not too big).
+    Returns the events that have no organisers configured (nobody got it for them)."""
+    sender = Sender(mailer.settings.outbox.from_address, mailer.settings.outbox.from_name)
+    attached = len(raw) <= FORWARD_ORIGINAL_MAX_BYTES
+    question = question_view(session, answering, regs, why=why, topic=topic, now=now, attached=attached)
+    reg = regs[0] if regs else None
+    views = [registration_view(session, r) for r in regs[:5]]
+    own = mailer.settings.replying_as
+    done: set[str] = set()
+    without: list[str] = []
+    for event in events:
+        addresses = [a for a in (norm_address(x) for x in event.organisers) if a and safe_to_reply(a, own)]
+        if not addresses:
+            without.append(event.key)
+        for addr in addresses:
+            if addr in done:
+                continue
+            done.add(addr)
+            dedupe = f"forwarded_question:{answering.inbound.dedupe_key}:{addr}"
+            if session.exec(select(OutboundMail.id).where(OutboundMail.dedupe_key == dedupe)).first():
+                continue
+            context = mailer.base_context(event, "forwarded_question")
+            context.update(
+                code=reg.code if reg else None,
+                registrations=views,
+                original_subject=answering.parsed.subject or "(bez tematu)",
+                question=question,
+                recipient_attends=False,
+            )
+            rendered = mailer.templates.render("forwarded_question", context)
+            message = compose(
+                sender=sender,
+                to=addr,
+                to_name=None,
+                rendered=rendered,
+                kind="forwarded_question",
+                dedupe_key=dedupe,
+                ref=answering.inbound.ref,
+                now=now,
+                auto_submitted="auto-generated",
+            )
+            message["Reply-To"] = reply_to
+            if attached:
+                original = email.message_from_bytes(raw, policy=email.policy.default)
+                message.add_attachment(original, filename="wiadomosc.eml")
+            row = enqueue(
+                session,
+                message=message,
+                kind="forwarded_question",
+                dedupe_key=dedupe,
+                to=addr,
+                bcc=(),  # the organisers themselves; outbox.bcc copies participant mail
+                now=now,
+                inbound_id=answering.inbound.id,
+                registration_id=reg.id if reg else None,
+            )
+            out.add(row, "forwarded_question", addr)
+    return without
+
+
+def open_events_reply(
+    session: Session,
+    mailer: Mailer,
+    form_event: EventSettings,
+    offered: Sequence[EventSettings],
+    *,
+    answering: Answering,
+    reply_to: str | None,
+    closed_reason: str,
+    now: dt.datetime,
+    out: Queued,
+    reg: Registration | None = None,
+) -> None:
+    """A form for an event that is over (or closed) and no clear choice of another: tell
+    the sender which events are open (city, date, deadline), with their blank forms.
+    ``reg``: the late registration the form was kept as, if it was (its code shown)."""
+    sender = norm_address(reply_to)
+    if not sender or not safe_to_reply(sender, mailer.settings.replying_as):
+        return
+    if not _answer_allowed(mailer, session, out, "open_events", sender, now):
+        return
+    forms = [mailer.blank_form(e) for e in offered]
+    row = mailer.queue(
+        session,
+        kind="open_events",
+        event=form_event,
+        to=sender,
+        now=now,
+        dedupe=f"open_events:{answering.inbound.dedupe_key}",
+        context={
+            "code": reg.code if reg else None,
+            "registrations": [registration_view(session, reg)] if reg else [],
+            "closed_reason": closed_reason,
+            "open_events": [
+                dict(event_context(e), attachment_name=f.filename) for e, f in zip(offered, forms, strict=True)
+            ],
+        },
+        to_name=display_name(answering, sender, []),
+        answering=answering,
+        registration_id=reg.id if reg else None,
+        extra_attachments=forms,
+    )
+    out.add(row, "open_events", sender)

@@ -227,6 +227,13 @@ class ItemDetail:
     replies: tuple[ReplyView, ...]
     history: tuple[dict[str, Any], ...]
     purged: bool
+    body: str = ""
+    """The message's own words (its plain text, or its HTML as text), at most
+    :data:`BODY_CHARS` characters, with a note when cut: most review decisions hang on
+    what the person wrote, not on the attachment."""
+
+
+BODY_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -359,6 +366,17 @@ def _headers(data: bytes) -> tuple[tuple[str, str], ...]:
         return ()
 
 
+def _body(ctx: IngestContext, data: bytes) -> str:
+    """The text :data:`ItemDetail.body` shows; a message over the size limit is not
+    opened here either."""
+    if len(data) > ctx.settings.limits.max_message_bytes:
+        return "(not opened: the message is over limits.max_message_bytes)"
+    text = parse_message(data, ctx.mime_limits).text.strip()
+    if len(text) > BODY_CHARS:
+        return text[:BODY_CHARS].rstrip() + f"\n[… cut: {len(text) - BODY_CHARS} more characters]"
+    return text
+
+
 def _problems(reg: Registration) -> tuple[Problem, ...]:
     try:
         raw = json.loads(reg.problems_json or "[]")
@@ -449,6 +467,7 @@ def show(ctx: IngestContext, key: str | int) -> ItemDetail:
             times_seen=row.times_seen,
             headers=_headers(data) if data is not None else (),
             raw_stored=data is not None,
+            body=_body(ctx, data) if data is not None else "",
             warnings=row.warnings,
             resolved_at=row.resolved_at.astimezone(tz) if row.resolved_at else None,
             resolution_note=row.resolution_note,
@@ -1251,6 +1270,8 @@ def render_show(detail: ItemDetail) -> str:
         lines.append("  (raw message not stored; from the ledger)")
         lines.append(f"  From: {it.sender or '—'}")
         lines.append(f"  Subject: {it.subject or '—'}")
+    if detail.raw_stored:
+        lines += ["", "Body:"] + [f"  {line}" for line in (detail.body or "(empty)").splitlines()]
     if detail.warnings:
         lines += ["", "MIME warnings:"] + [f"  {w}" for w in detail.warnings.splitlines()]
     lines += ["", f"Attachments ({len(detail.attachments)}):"]

@@ -42,7 +42,15 @@ from mailbot.forms.blank import (
 )
 from mailbot.forms.model import Consents, Institution, Participant
 
-__all__ = ["Sample", "SentMail", "demo_followups", "demo_messages", "write_maildir"]
+__all__ = [
+    "Sample",
+    "SentMail",
+    "demo_command_reply",
+    "demo_followups",
+    "demo_late_form",
+    "demo_messages",
+    "write_maildir",
+]
 
 _WARSAW = zoneinfo.ZoneInfo("Europe/Warsaw")
 _WIRE = email.policy.compat32.clone(linesep="\r\n")  # RFC 5322 line ends
@@ -314,12 +322,15 @@ def demo_messages(
     organiser_address: str,
     base_time: dt.datetime,
     other_event: EventHeader | None = None,
+    held_event: EventHeader | None = None,
 ) -> list[Sample]:
     """The demo inbox for ``header``'s conference, oldest first, all before ``base_time``.
 
     ``base_time`` without a time zone is taken as Warsaw time. ``other_event`` (another
-    conference of the cycle) adds a form for the wrong event; without it that sample is
-    left out.
+    conference of the cycle, already held) adds its form sent in a mail that names
+    ``header``'s conference (routed there); ``held_event`` (another one already held)
+    adds its form sent in a mail that names no conference at all (the sender is told
+    which are open). Without them those samples are left out.
     """
     if base_time.tzinfo is None:
         base_time = base_time.replace(tzinfo=_WARSAW)
@@ -674,7 +685,46 @@ def demo_messages(
         )
         add(
             "l_other_event",
-            f"Formularz innej konferencji cyklu ({other_event.city}, {polish_date(other_event.date)})",
+            f"Formularz konferencji {other_event.city} ({polish_date(other_event.date)}, już się odbyła), "
+            f"w treści „{on_day}” – zapis przekierowany na {city}",
+            _finish(msg),
+        )
+
+    # p) a form for a conference already held, in a mail that names no conference
+    if held_event is not None:
+        kowalczyk = _Person("Ewa Kowalczyk", "e.kowalczyk@gops-zielonka.example.pl")
+        when_p = at(0, 9, 20)
+        form_p = _form(
+            held_event,
+            Institution(
+                "Gminny Ośrodek Pomocy Społecznej w Zielonce",
+                "ul. Lipowa 7, 46-112 Zielonka",
+                "77 419 33 00",
+                "gops@gops-zielonka.example.pl",
+            ),
+            [Participant("Ewa Kowalczyk", "Kierownik GOPS", "77 419 33 01", kowalczyk.email)],
+            workshops={"A"},
+            place="Zielonka",
+            day=when_p.date(),
+        )
+        held_name = f"zgloszenie-{_slug(held_event.city)}-{held_event.date.year}.docx"
+        msg = _mail(
+            "p",
+            sender=kowalczyk,
+            to=organiser,
+            subject="Zgłoszenie",
+            body=(
+                "Dzień dobry,\n\nw załączeniu przesyłam wypełniony formularz zgłoszenia.\n\n"
+                "Pozdrawiam\nEwa Kowalczyk\nKierownik GOPS w Zielonce\n"
+            ),
+            when=when_p,
+            agent=_OUTLOOK,
+            attachments=[_attachment(form_p, DOCX_MIME, held_name)],
+        )
+        add(
+            "p_held_event",
+            f"Formularz konferencji {held_event.city} ({polish_date(held_event.date)}, już się odbyła), "
+            "wiadomość nie wskazuje innej – nadawca dostaje listę otwartych konferencji",
             _finish(msg),
         )
     return samples
@@ -724,7 +774,13 @@ def demo_followups(
             when=base_time - dt.timedelta(hours=3, minutes=12),
             extra=[("In-Reply-To", ack.message_id), ("References", ack.message_id)],
         )
-        samples.append(Sample("m_withdrawal", "Rezygnacja w odpowiedzi na potwierdzenie", _finish(msg)))
+        samples.append(
+            Sample(
+                "m_withdrawal",
+                "Rezygnacja w odpowiedzi na potwierdzenie – wpis w kalendarzu odwołany (METHOD:CANCEL)",
+                _finish(msg),
+            )
+        )
     if nowicki.email in sent:
         ack = sent[nowicki.email]
         msg = _mail(
@@ -740,7 +796,14 @@ def demo_followups(
             agent=_OUTLOOK,
             extra=[("In-Reply-To", ack.message_id), ("References", ack.message_id)],
         )
-        samples.append(Sample("n_unclear", "Pytanie, które tylko brzmi jak rezygnacja", _finish(msg)))
+        samples.append(
+            Sample(
+                "n_unclear",
+                "Pytanie, które tylko brzmi jak rezygnacja – potwierdzenie dla pytającego, "
+                "pytanie przekazane organizatorom",
+                _finish(msg),
+            )
+        )
     if zielinski in sent:
         ack = sent[zielinski]
         samples.append(
@@ -760,6 +823,89 @@ def demo_followups(
             )
         )
     return samples
+
+
+def demo_late_form(header: EventHeader, *, organiser_address: str, base_time: dt.datetime) -> list[Sample]:
+    """A complete form for ``header``'s conference that arrives after its registration
+    deadline (shortly before ``base_time``): a late registration, for the organisers to
+    decide."""
+    if base_time.tzinfo is None:
+        base_time = base_time.replace(tzinfo=_WARSAW)
+    adamczyk = _Person("Leszek Adamczyk", "l.adamczyk@ug-zawada.example.pl")
+    when = (base_time - dt.timedelta(minutes=47, seconds=-13)).replace(microsecond=0)
+    form = _form(
+        header,
+        Institution(
+            "Urząd Gminy Zawada Książęca",
+            "ul. Główna 15, 47-120 Zawada Książęca",
+            "77 462 10 00",
+            "ug@ug-zawada.example.pl",
+        ),
+        [Participant("Leszek Adamczyk", "Wójt Gminy", "77 462 10 01", adamczyk.email)],
+        workshops={"B"},
+        place="Zawada Książęca",
+        day=when.date(),
+    )
+    msg = _mail(
+        "q",
+        sender=adamczyk,
+        to=organiser_address,
+        subject=f"Zgłoszenie na konferencję – {header.city} {_short_date(header.date)}",
+        body=(
+            "Dzień dobry,\n\nprzepraszam za spóźnienie – w załączeniu zgłoszenie na konferencję "
+            f"({header.city}, {polish_date(header.date)}). Czy jest jeszcze szansa na udział?\n\n"
+            "Z poważaniem\nLeszek Adamczyk\nWójt Gminy Zawada Książęca\n"
+        ),
+        when=when,
+        attachments=[_attachment(form, DOCX_MIME, f"zgloszenie-{_slug(header.city)}-{header.date.year}.docx")],
+    )
+    deadline = f" ({polish_date(header.deadline)})" if header.deadline is not None else ""
+    return [
+        Sample(
+            "q_late",
+            f"Kompletne zgłoszenie po terminie zapisów{deadline} – spóźnione, decydują organizatorzy",
+            _finish(msg),
+        )
+    ]
+
+
+def demo_command_reply(
+    *,
+    organiser: str,
+    digest: SentMail,
+    digest_from: str,
+    digest_text: str,
+    commands: Sequence[str],
+    when: dt.datetime,
+) -> Sample:
+    """An organiser's answer to the daily digest: ``commands`` (e.g. ``PRZYJMIJ 17``) on
+    top, the digest (its text part ``digest_text``, with the items' ``[#ID TOKEN]``
+    tags) quoted below, as a mail client quotes it."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_WARSAW)
+    person = _Person("Zespół konferencji w Opolu", organiser)
+    stamp = digest.when.astimezone(_WARSAW)
+    quoted = "\n".join(f"> {line}" if line else ">" for line in digest_text.splitlines())
+    msg = _mail(
+        "r",
+        sender=person,
+        to=digest_from,
+        subject=f"Re: {digest.subject}",
+        body=(
+            "\n".join(commands)
+            + "\n\nPozdrawiamy\nZespół konferencji w Opolu\n\n"
+            + f"W dniu {stamp:%d.%m.%Y o %H:%M}, {digest_from} pisze:\n"
+            + quoted
+            + "\n"
+        ),
+        when=when.replace(microsecond=0),
+        extra=[("In-Reply-To", digest.message_id), ("References", digest.message_id)],
+    )
+    return Sample(
+        "r_command",
+        "Organizatorzy odpowiadają na zestawienie dnia poleceniem " + ", ".join(f"„{c}”" for c in commands),
+        _finish(msg),
+    )
 
 
 def write_maildir(samples: Iterable[Sample], path: Path, *, start: int = 0) -> None:

@@ -31,6 +31,7 @@ from mailbot import runlock
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.ingest import TEMPORARY_PREFIX
 from mailbot.leadership import leaders
+from mailbot.reminders import pending_changes
 from mailbot.seats import HOLDING, seats_taken
 from mailbot.store.tables import (
     AddressStatus,
@@ -128,6 +129,8 @@ class Status:
     standbys: list[str] = field(default_factory=list)
     """Services waiting to take over (PostgreSQL)."""
     temporary_errors: int = 0
+    unannounced: list[tuple[str, str, int]] = field(default_factory=list)
+    """(event key, what changed, seated people) for edits waiting for `mailbot announce`."""
     """Messages left in the inbox after a temporary storage error, waiting for a retry."""
 
 
@@ -147,6 +150,7 @@ def collect(session: Session, settings: Settings, now: dt.datetime, *, address: 
         session, InboundMessage.outcome == "pending", col(InboundMessage.reason).startswith(TEMPORARY_PREFIX)
     )
     status.leader, status.standbys = _service(session, settings)
+    status.unannounced = [(c.event.key, c.summary, c.people) for c in pending_changes(session, settings, now)]
     for state, count in session.exec(
         select(OutboundMail.status, func.count()).group_by(OutboundMail.status)
     ).all():
@@ -282,6 +286,11 @@ def render(status: Status, settings: Settings, now: dt.datetime) -> list[tuple[s
             for e in status.events
         ],
     ))
+    if status.unannounced:
+        tables.append((
+            "Edits not yet announced (mailbot announce EVENT)",
+            [("event", "change", "seated")] + [(key, what, str(n)) for key, what, n in status.unannounced],
+        ))
     if status.trace is not None:
         t = status.trace
         rows: list[Sequence[str]] = [("when", "direction", "what", "state")]
@@ -334,6 +343,9 @@ def to_json(status: Status, now: dt.datetime) -> dict[str, Any]:
         "last_delivery_error": status.last_delivery_error,
         "jobs": [{"id": job, "next_run_at": iso(at)} for job, at in status.jobs],
         "events": [{**dataclasses.asdict(e), "date": e.date.isoformat()} for e in status.events],
+        "unannounced_changes": [
+            {"event": key, "changes": what, "seated": n} for key, what, n in status.unannounced
+        ],
         "address": None if t is None else {
             "address": t.address,
             "bouncing": t.bouncing,

@@ -8,11 +8,13 @@ admin can preview a template against a configured event).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from mailbot.address_replies import CONFIRM_SENTENCE
+from mailbot.config import DEFAULT_FEE_LINE, DEFAULT_WORKSHOPS
 from mailbot.templating import KINDS, date_pl, time_pl
 
 BASE_KEYS: frozenset[str] = frozenset(
@@ -31,6 +33,9 @@ BASE_KEYS: frozenset[str] = frozenset(
         "blank_form_returned",
         "attachment_name",
         "calendar_attached",
+        "recipient_attends",
+        "recipient_keeps_seat",
+        "recipient_person",
         "changes",
         "days_before",
         "closed_reason",
@@ -38,6 +43,8 @@ BASE_KEYS: frozenset[str] = frozenset(
         "unconfirmed_emails",
         "confirmed_emails",
         "confirm_sentence",
+        "question",
+        "open_events",
     }
 )
 """Every key a reply template receives, whatever its kind."""
@@ -52,12 +59,27 @@ DEFAULT_EVENT: Mapping[str, object] = {
     "venue": "Sala Herbowa Urzędu Wojewódzkiego w Opolu",
     "address": "ul. Piastowska 14",
     "deadline": dt.date(2016, 4, 14),
+    "organiser": {
+        "name": "Związek Miast Polskich",
+        "phone": "61 000 00 00",
+        "email": "biuro@partnerstwa.example.pl",
+        "data_controller": "Administratorem danych osobowych uczestników jest Związek Miast Polskich.",
+    },
+    "workshops": [{"key": w.key, "title": w.title, "capacity": w.capacity} for w in DEFAULT_WORKSHOPS],
+    "fee_line": DEFAULT_FEE_LINE,
 }
 
-WORKSHOP_NAMES: Mapping[str, str] = {
-    "A": "Zarządzanie strategiczne w partnerstwie",
-    "B": "Zarządzanie relacjami w partnerstwie",
-}
+WORKSHOP_NAMES: Mapping[str, str] = {w.key: w.title for w in DEFAULT_WORKSHOPS}
+"""The default workshop titles; a sample for a configured event names that event's."""
+
+
+def _workshop_names(event: Mapping[str, Any]) -> dict[str, str]:
+    """Letter → title of ``event["workshops"]`` (as :func:`mailbot.replies.event_context`
+    gives them), else the defaults."""
+    items = event.get("workshops")
+    if not isinstance(items, list):
+        return dict(WORKSHOP_NAMES)
+    return {str(w["key"]): str(w["title"]) for w in items if isinstance(w, Mapping)}
 
 
 def _code(event: Mapping[str, object], body: str) -> str:
@@ -114,7 +136,7 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
     """A full, realistic template context for ``kind`` (one of :data:`KINDS`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown reply kind {kind!r}; known: {', '.join(KINDS)}")
-    ev: dict[str, Any] = dict(DEFAULT_EVENT if event is None else event)
+    ev: dict[str, Any] = copy.deepcopy(dict(DEFAULT_EVENT if event is None else event))
     code = _code(ev, "7K3FQ")
     city_date = f"{ev['city']}, {date_pl(ev['date'])}"
     kowalska = _participant(
@@ -138,13 +160,18 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
         "blank_form_returned": False,
         "attachment_name": "",
         "calendar_attached": False,
+        "recipient_attends": True,
+        "recipient_keeps_seat": False,
+        "recipient_person": "Anna Kowalska",
         "changes": [],
         "days_before": None,
         "closed_reason": None,
-        "workshop_names": dict(WORKSHOP_NAMES),
+        "workshop_names": _workshop_names(ev),
         "unconfirmed_emails": [],
         "confirmed_emails": [],
         "confirm_sentence": CONFIRM_SENTENCE,
+        "question": None,
+        "open_events": [],
     }
 
     if kind == "ack":
@@ -164,6 +191,10 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
             registrations=[],
             people=[],
             original_subject=f"Konferencja {ev['city']} – zgłoszenie",
+            # An office's display name: no one person's first name, so the mail says
+            # "Szanowni Państwo," (mailbot.salutation).
+            recipient_name="Sekretariat Urzędu Miejskiego w Nysie",
+            recipient_person=None,
             attachment_name=f"zgloszenie-{ev['key']}.docx",
             unreadable=["skan_zgloszenia.heic"],
         )
@@ -179,6 +210,7 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
             people=[_person(nowak), _person(lis)],
             original_subject="Zgłoszenie – Gmina Głuchołazy",
             recipient_name="Jan Nowak",
+            recipient_person="Jan Nowak",
         )
     elif kind == "promoted":
         ctx.update(
@@ -194,6 +226,8 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
             registrations=[_registration(code, [wisniewski])],
             original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {city_date}",
             recipient_name="Piotr Wiśniewski",
+            recipient_person="Piotr Wiśniewski",
+            recipient_attends=False,
         )
     elif kind == "closed":
         zielinski = _participant(
@@ -210,6 +244,7 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
             people=[_person(zielinski)],
             original_subject=f"Zgłoszenie na konferencję w dniu {date_pl(ev['date'])}",
             recipient_name="Tomasz Zieliński",
+            recipient_person="Tomasz Zieliński",
             closed_reason="deadline",
         )
     elif kind == "reminder":
@@ -254,4 +289,86 @@ def sample_context(kind: str, event: Mapping[str, object] | None = None) -> dict
                 },
             ],
         )
+    _issue12_samples(kind, ctx, ev, code)
     return ctx
+
+
+def _issue12_samples(kind: str, ctx: dict[str, Any], ev: Mapping[str, Any], code: str) -> None:
+    """The kinds of issue 12: a registered person's question (``question_received``, and
+    its forward to the organisers, ``forwarded_question``) and a form for an event already
+    held with no clear choice of another (``open_events``)."""
+    if kind == "question_received":
+        ctx.update(
+            original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {ev['city']}, {date_pl(ev['date'])}",
+        )
+    elif kind == "forwarded_question":
+        ctx.update(
+            recipient_name=None,
+            recipient_person=None,
+            recipient_attends=False,
+            original_subject=f"Re: Potwierdzenie zgłoszenia [{code}] – {ev['city']}, {date_pl(ev['date'])}",
+            question={
+                "topic": "question",
+                "why": "Pytanie od osoby zarejestrowanej na konferencję – mailbot nie odpowiada na nie sam. "
+                "Nadawca dostał potwierdzenie, że wiadomość przekazano organizatorom.",
+                "from_name": "Anna Kowalska",
+                "from_addr": "a.kowalska@nysa.pl",
+                "institution": "Urząd Miejski w Nysie",
+                "subject": f"Re: Potwierdzenie zgłoszenia [{code}] – {ev['city']}, {date_pl(ev['date'])}",
+                "received_at": dt.datetime(2016, 4, 5, 10, 12),
+                "text": "Dzień dobry,\n\nczy na miejscu będzie parking dla uczestników?\n\nPozdrawiam\nAnna Kowalska",
+                "codes": [code],
+                "original_attached": True,
+            },
+        )
+    elif kind == "open_events":
+        later = [
+            ("wroclaw-2016", "Wrocław", dt.date(2016, 5, 9), "Sala Marmurowa Dolnośląskiego Urzędu Wojewódzkiego",
+             "pl. Powstańców Warszawy 1"),
+            ("krakow-2016", "Kraków", dt.date(2016, 5, 16), "Sala Obrad Małopolskiego Urzędu Wojewódzkiego",
+             "ul. Basztowa 22"),
+        ]
+        ctx.update(
+            code=None,
+            registrations=[],
+            people=[],
+            recipient_name="Dariusz Wójcik",
+            recipient_person=None,
+            recipient_attends=False,
+            original_subject="Zgłoszenie na konferencję",
+            closed_reason="event_over",
+            open_events=[
+                dict(
+                    ev, key=key, city=city, date=day, venue=venue, address=address,
+                    deadline=day - dt.timedelta(days=4), attachment_name=f"zgloszenie-{key}.docx",
+                )
+                for key, city, day, venue, address in later
+            ],
+        )
+
+
+def command_result_sample() -> dict[str, Any]:
+    """A full context for ``command_result`` (the answer to an organiser's reply commands,
+    :mod:`mailbot.organiser_commands`; an organisers' mail, so not one of :data:`KINDS`)."""
+    from mailbot.organiser_commands import HELP, CommandResult  # it imports the pipeline
+
+    results = [
+        CommandResult("PRZYJMIJ 12", "done", "przyjęte — Anna Kowalska ma miejsce, Piotr Wiśniewski – lista rezerwowa"),
+        CommandResult("POPRAW 14 e-mail uczestnika 2: p.wisniewski@nysa.pl", "done",
+                      "poprawione — Piotr Wiśniewski: e-mail: p.wisniewskl@nysa.pl → p.wisniewski@nysa.pl"),
+        CommandResult("ODRZUĆ 13", "refused", "nie wykonano — brak uprawnień"),
+        CommandResult("USUŃ 15", "unknown", "nie wykonano — nieznane polecenie „USUŃ”"),
+    ]
+    return {
+        "kind": "command_result",
+        "results": results,
+        "done": 2,
+        "not_done": 2,
+        "unknown": True,
+        "original_subject": "Re: Zestawienie dzienne 16.04.2016 – Opole, 18 kwietnia 2016 r.",
+        "recipient": "opole@partnerstwa.example.pl",
+        "signature": "Zespół organizacyjny konferencji",
+        "organiser_email": "zgloszenia@example.org",
+        "help": HELP,
+        "generated_at": dt.datetime(2016, 4, 16, 9, 5),
+    }

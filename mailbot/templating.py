@@ -25,6 +25,7 @@ from jinja2 import (
 )
 
 from mailbot.resources import default_templates_dir
+from mailbot.salutation import addressee
 
 KINDS = (
     "ack",
@@ -37,6 +38,9 @@ KINDS = (
     "reminder",
     "changed",
     "updated",
+    "question_received",
+    "forwarded_question",
+    "open_events",
 )
 
 WITHDRAWAL_SENTENCE = (
@@ -51,6 +55,21 @@ WITHDRAWAL_KINDS = ("ack", "updated", "waitlist", "promoted", "reminder", "chang
 """Kinds whose footer carries :data:`WITHDRAWAL_SENTENCE` (global ``withdrawal_kinds``)."""
 
 _EXTRA_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+CHANGE_NAMES: Mapping[str, tuple[str, str]] = {
+    # field of a ``changed`` mail → (genitive after "Zmiana", short name in a list)
+    "Tytuł": ("tytułu", "tytuł"),
+    "Data": ("terminu", "termin"),
+    "Godzina rozpoczęcia": ("godziny rozpoczęcia", "godzina"),
+    "Godzina zakończenia": ("godziny zakończenia", "godzina zakończenia"),
+    "Miejsce": ("miejsca", "miejsce"),
+    "Adres": ("adresu", "adres"),
+}
+"""How the subject of a ``changed`` mail names each announced field (see
+:func:`change_subject`); a field not listed here is named as it is, in lower case."""
+
+_SHORT_VALUE = 25
+"""Old and new values longer than this stay out of a subject (a venue's full name)."""
 
 
 def date_pl(value: dt.date | dt.datetime) -> str:
@@ -93,6 +112,48 @@ def plural_pl(count: int, one: str, few: str, many: str) -> str:
     return many
 
 
+def _blank(value: object) -> bool:
+    return value is None or str(value).strip() in ("", "—")
+
+
+def change_subject(changes: Sequence[Mapping[str, Any]]) -> str:
+    """What changed, for the subject of a ``changed`` mail: 'Zmiana godziny
+    rozpoczęcia: 10:00 → 11:00', 'Zmiana miejsca konferencji' (long values stay in the
+    body), 'Zmiany w konferencji: godzina, miejsce'."""
+    if not changes:
+        return "Zmiana szczegółów konferencji"
+    if len(changes) == 1:
+        c = changes[0]
+        field = str(c.get("field") or "")
+        genitive = CHANGE_NAMES.get(field, (None, ""))[0]
+        if genitive is None:
+            return f"Zmiana w konferencji: {field.lower()}" if field else "Zmiana szczegółów konferencji"
+        old, new = c.get("old"), c.get("new")
+        if _blank(new) or len(str(new)) > _SHORT_VALUE or (not _blank(old) and len(str(old)) > _SHORT_VALUE):
+            return f"Zmiana {genitive} konferencji"
+        if _blank(old):
+            return f"Zmiana {genitive}: {new}"
+        return f"Zmiana {genitive}: {old} → {new}"
+    short: list[str] = []
+    for c in changes:
+        field = str(c.get("field") or "")
+        name = CHANGE_NAMES.get(field, (None, field.lower()))[1]
+        if name and name not in short:
+            short.append(name)
+    return "Zmiany w konferencji: " + ", ".join(short)
+
+
+def names_pl(people: Sequence[Mapping[str, Any]], limit: int = 2) -> str:
+    """Who a mail is about, for a subject: 'Anna Kowalska', 'Anna Kowalska i Jan
+    Nowak', '3 osoby' (more than ``limit``, or someone without a name)."""
+    named = [str(p.get("full_name") or "").strip() for p in people]
+    if not named:
+        return ""
+    if len(named) > limit or not all(named):
+        return f"{len(named)} {plural_pl(len(named), 'osoba', 'osoby', 'osób')}"
+    return " i ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -121,12 +182,22 @@ class Templates:
         self.env.filters["time_pl"] = time_pl
         self.env.filters["in_days_pl"] = in_days_pl
         self.env.filters["plural_pl"] = plural_pl
+        self.env.filters["change_subject"] = change_subject
+        self.env.filters["names_pl"] = names_pl
         self.env.globals["withdrawal_sentence"] = WITHDRAWAL_SENTENCE
         self.env.globals["withdrawal_kinds"] = WITHDRAWAL_KINDS
 
     def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
-        text_mod = self.env.get_template(f"{kind}.txt.j2").make_module(dict(context))
-        html_mod = self.env.get_template(f"{kind}.html.j2").make_module(dict(context))
+        """Render ``kind``. Besides ``context`` the templates see ``you``
+        (:class:`mailbot.salutation.Addressee`: the greeting and the polite pronoun of the
+        mail), unless the context brings its own: from the name on the form of the person
+        whose own address this is (``recipient_person``), else the display name the mail
+        goes to (``recipient_name``), else "Szanowni Państwo"."""
+        ctx = dict(context)
+        if "you" not in ctx:
+            ctx["you"] = addressee(ctx.get("recipient_person") or ctx.get("recipient_name"))
+        text_mod = self.env.get_template(f"{kind}.txt.j2").make_module(dict(ctx))
+        html_mod = self.env.get_template(f"{kind}.html.j2").make_module(dict(ctx))
         subject = " ".join(str(getattr(text_mod, "subject", "")).split())
         if not subject:
             raise ValueError(f"template {kind}.txt.j2 does not set a subject")

@@ -20,6 +20,8 @@ from sqlmodel import Session, select
 from mailbot.attendance import (
     COLUMNS,
     ROW_HEIGHT_PT,
+    WALK_IN_ROWS,
+    XLSX_COLUMNS,
     AttendanceRow,
     attendance_rows,
     polish_key,
@@ -110,29 +112,32 @@ def test_xlsx_cells_and_print_settings(conversation: Conversation) -> None:
     assert ws["A2"].value == "„Współpraca w partnerstwach samorządowych”"
     assert ws["A3"].value == "Opole, poniedziałek, 18 kwietnia 2016 r., godz. 11:00"
     assert ws["A4"].value == "Sala Herbowa Urzędu Wojewódzkiego w Opolu, ul. Piastowska 14, 45-082 Opole"
-    assert {str(r) for r in ws.merged_cells.ranges} == {"A1:E1", "A2:E2", "A3:E3", "A4:E4"}
-    assert [c.value for c in ws[6]] == list(COLUMNS) == ["Lp.", "Imię i nazwisko", "Stanowisko", "Instytucja", "Podpis"]
+    # Row 11: the heading of the walk-in rows (tests/test_attendance_print.py).
+    assert {str(r) for r in ws.merged_cells.ranges} == {"A1:F1", "A2:F2", "A3:F3", "A4:F4", "A11:F11"}
+    assert list(COLUMNS) == ["Lp.", "Imię i nazwisko", "Stanowisko", "Instytucja", "Podpis"]  # the PDF's
+    assert [c.value for c in ws[6]] == list(XLSX_COLUMNS) == [
+        "Lp.", "Imię i nazwisko", "Stanowisko", "Instytucja", "Warsztaty", "Podpis"]
     assert all(c.font.b for c in ws[6])
-    body = [[c.value for c in row] for row in ws.iter_rows(min_row=7)]
+    body = [[c.value for c in row] for row in ws.iter_rows(min_row=7, max_row=10)]
     assert body == [
-        [1, "Anna Ćwik", "Inspektor", "Starostwo Powiatowe w Oleśnie", None],
-        [2, "Celina Dąbrowska", "Inspektor", "Urząd Gminy Lubsza", None],
-        [3, "Żaneta Łęcka", "Inspektor", "Urząd Gminy Łubniany", None],
-        [4, "Adam Zieliński", "Inspektor", "Urząd Gminy Łubniany", None],
+        [1, "Anna Ćwik", "Inspektor", "Starostwo Powiatowe w Oleśnie", "A", None],
+        [2, "Celina Dąbrowska", "Inspektor", "Urząd Gminy Lubsza", "A", None],
+        [3, "Żaneta Łęcka", "Inspektor", "Urząd Gminy Łubniany", "A", None],
+        [4, "Adam Zieliński", "Inspektor", "Urząd Gminy Łubniany", "A", None],
     ]
     for row in ws.iter_rows(min_row=6, max_row=10):
         for cell in row:
             assert {cell.border.left.style, cell.border.right.style, cell.border.top.style,
                     cell.border.bottom.style} == {"thin"}, cell.coordinate
     assert all((ws.row_dimensions[r].height or 0) >= ROW_HEIGHT_PT for r in range(7, 11))
-    widths = {c: ws.column_dimensions[c].width for c in "ABCDE"}
-    assert widths["A"] < 8 and widths["E"] >= 25  # Lp. narrow, the signature wide
-    # Print: A4 portrait, one page wide, as many pages long as needed, header row on each.
-    assert int(ws.page_setup.paperSize) == 9 and ws.page_setup.orientation == "portrait"  # 9: A4
+    widths = {c: ws.column_dimensions[c].width for c in "ABCDEF"}
+    assert widths["A"] < 8 and widths["F"] >= 25  # Lp. narrow, the signature wide
+    # Print: A4 landscape, one page wide, as many pages long as needed, header row on each.
+    assert int(ws.page_setup.paperSize) == 9 and ws.page_setup.orientation == "landscape"  # 9: A4
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
     assert ws.print_title_rows == "$6:$6"
-    assert ws.print_area == "'Lista obecności'!$A$1:$E$10"
+    assert ws.print_area == f"'Lista obecności'!$A$1:$F${11 + WALK_IN_ROWS}"
     assert ws.freeze_panes == "A7"
     assert "&P" in ws.oddFooter.right.text and "&N" in ws.oddFooter.right.text
 
@@ -250,7 +255,7 @@ def test_a_long_list_runs_over_numbered_pages_with_the_header_on_each(tmp_path: 
     assert numbers == list(range(1, 61))
 
     ws = load_workbook(xlsx_path).active
-    assert ws is not None and ws.max_row == 6 + 60 and ws.print_title_rows == "$6:$6"
+    assert ws is not None and ws.max_row == 6 + 60 + 1 + WALK_IN_ROWS and ws.print_title_rows == "$6:$6"
     long_title = next(r for r in range(7, 67) if ws.cell(r, 3).value == TITLES[2])
     assert (ws.row_dimensions[long_title].height or 0) > ROW_HEIGHT_PT  # wraps: taller row
 

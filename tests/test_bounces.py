@@ -83,13 +83,13 @@ def states(session: Session) -> dict[str, AddressStatus]:
 
 def test_a_failed_delivery_report_marks_the_address_with_its_diagnostic(session: Session) -> None:
     ack = sent_to(session, "bartosz@gmina-a.example.pl")
-    parsed = dsn("bartosz@gmina-a.example.pl", ack.message_id, status="5.2.2",
-                 diagnostic="smtp; 552 5.2.2 mailbox full")
+    parsed = dsn("bartosz@gmina-a.example.pl", ack.message_id, status="5.1.1",
+                 diagnostic="smtp; 550 5.1.1 user unknown")  # 5.2.2 is soft: tests/test_soft_bounces.py
     assert parsed.report is not None and parsed.report.action == "failed"
     assert record_bounce(session, parsed, NOW) == "marked as bouncing: bartosz@gmina-a.example.pl"
     state = states(session)["bartosz@gmina-a.example.pl"]
     assert state.bouncing and state.bounce_count == 1 and state.last_bounce_at == NOW
-    assert state.last_bounce_reason == "5.2.2 smtp; 552 5.2.2 mailbox full"
+    assert state.last_bounce_reason == "5.1.1 smtp; 550 5.1.1 user unknown"
     # A second bounce counts again.
     record_bounce(session, dsn("bartosz@gmina-a.example.pl", ack.message_id), NOW + dt.timedelta(days=1))
     assert states(session)["bartosz@gmina-a.example.pl"].bounce_count == 2

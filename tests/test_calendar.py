@@ -209,11 +209,19 @@ def test_output_is_deterministic() -> None:
 
 
 def test_cancelled_variant() -> None:
+    # RFC 5546 3.2.5: METHOD:CANCEL, same UID, higher SEQUENCE, ORGANIZER, DTSTAMP,
+    # STATUS:CANCELLED and the recipient as ATTENDEE; the published entry has no ATTENDEE.
     normal = _vevent(_ics(sequence=1))
-    data = _ics(sequence=2, cancelled=True, alarm=dt.timedelta(days=1))
+    data = _ics(sequence=2, cancelled=True, alarm=dt.timedelta(days=1),
+                attendee_email="jan.kowalski@example.pl", attendee_name="Jan Kowalski")
     cal = _parse(data)
     ev = _vevent(data)
-    assert cal["METHOD"] == "PUBLISH"
+    assert cal["METHOD"] == "CANCEL"
+    assert "ATTENDEE" not in normal
+    assert str(ev["ATTENDEE"]) == "mailto:jan.kowalski@example.pl"
+    assert ev["ATTENDEE"].params["CN"] == "Jan Kowalski"
+    assert str(ev["ORGANIZER"]) == str(normal["ORGANIZER"])
+    assert "DTSTAMP" in ev
     assert ev["STATUS"] == "CANCELLED"
     assert ev["TRANSP"] == "TRANSPARENT"
     assert ev["UID"] == normal["UID"]
@@ -390,10 +398,24 @@ def test_calendar_file() -> None:
 
 
 def test_calendar_file_for_a_cancellation() -> None:
-    data = _ics(cancelled=True)
+    data = _ics(cancelled=True, attendee_email="jan.kowalski@example.pl")
     f = calendar_file(data, "opole-2016", cancelled=True)
     assert f.filename == "konferencja-opole-2016-odwolana.ics"
-    assert f.content_type == "text/calendar; method=PUBLISH; charset=UTF-8"
+    # The Content-Type's method is the file's own: CANCEL.
+    assert f.content_type == "text/calendar; method=CANCEL; charset=UTF-8"
+    assert _parse(data)["METHOD"] == "CANCEL"
+
+
+def test_a_cancellation_names_its_recipient() -> None:
+    with pytest.raises(ValueError, match="ATTENDEE"):
+        _ics(cancelled=True)
+
+
+def test_calendar_file_refuses_a_cancellation_labelled_as_publish() -> None:
+    with pytest.raises(ValueError):
+        calendar_file(_ics(cancelled=True, attendee_email="jan@example.pl"), "opole-2016")
+    with pytest.raises(ValueError):
+        calendar_file(_ics(), "opole-2016", cancelled=True)
 
 
 def test_calendar_file_refuses_a_different_method() -> None:

@@ -117,7 +117,7 @@ def test_status_and_review_print_json_with_the_documented_keys(tmp_path: Path) -
     assert status["now"] == "2016-04-01T10:00:00+02:00"
     assert set(status) == {"now", "service", "mailboxes", "messages_today", "review_open", "unfiled",
                            "temporary_errors", "outbox", "oldest_unsent_at", "last_delivery_error", "jobs",
-                           "events", "address"}
+                           "events", "unannounced_changes", "address"}
     assert status["service"] == {"leader": None, "standbys": []} and status["temporary_errors"] == 0
     assert status["messages_today"] == {"needs_review": 1, "registered": 2} and status["review_open"] == 1
     opole = next(e for e in status["events"] if e["key"] == "opole-2016")

@@ -321,3 +321,20 @@ def test_connect_is_not_attempted_while_the_config_has_errors(tmp_path: Path, do
     run = Run(config, connect=True)
     assert run.status == 2
     assert "not attempted" in run.err and "mailbox " not in run.out
+
+
+def test_the_digest_command_secret_is_checked_like_a_password(tmp_path: Path) -> None:
+    from mailbot.configcheck import check_files
+
+    secret = tmp_path / "command-secret"
+    assert check_files({"digest": {}}) == []  # optional: no commands in the digest
+    (missing,) = check_files({"digest": {"command_secret_file": str(secret)}})
+    assert missing.path == "digest.command_secret_file" and missing.severity == "error"
+    secret.write_text("s3cret-s3cret-s3cret\n")
+    secret.chmod(0o644)
+    (loose,) = check_files({"digest": {"command_secret_file": str(secret)}})
+    assert loose.severity == "warning" and "chmod 600" in loose.hint
+    secret.chmod(0o600)
+    assert check_files({"digest": {"command_secret_file": str(secret)}}) == []
+    (unset,) = check_files({"digest": {"command_secret_env": "MAILBOT_NO_SUCH_VARIABLE"}})
+    assert "not set" in unset.message

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from mailbot.reminders import announce
 from mailbot.store.tables import AddressStatus, InboundMessage, OutboundMail, Participant, Registration
 
 from tests.conversation import (
@@ -165,7 +166,11 @@ def test_an_unclear_withdrawal_goes_to_review_and_changes_nothing(tmp_path: Path
                       "Czy mogę zrezygnować tylko z warsztatów popołudniowych?",
                       when=at(4), in_reply_to=str(ack["Message-ID"])))
     report = conv.run(at(4))
-    assert conv.sent() == []
+    # A question (issue 12): acknowledged at once and forwarded to Opole's organisers.
+    assert kinds(conv.sent()) == [
+        ("forwarded_question", "opole@partnerstwa.example.pl"),
+        ("question_received", "anna@gmina-a.example.pl"),
+    ]
     (result,) = report.results
     assert result.outcome == "needs_review" and "unclear" in result.reason
     with conv.app(at(4)).session() as s:
@@ -197,12 +202,13 @@ def test_reminders_go_once_to_seated_people_registered_before_their_moment(tmp_p
     assert ("waitlist", "eryk@gmina-e.example.pl") in kinds(conv.sent())
     # Bartosz's mailbox bounces the acknowledgement: marked, never answered.
     ack = next(r for r in _outbound(conv) if r.to_addr == "bartosz@gmina-a.example.pl")
-    conv.receive(bounce("bartosz@gmina-a.example.pl", ack.message_id, at(2)))
+    conv.receive(bounce("bartosz@gmina-a.example.pl", ack.message_id, at(2),
+                        status="5.1.1", diagnostic="smtp; 550 5.1.1 user unknown"))  # a full mailbox is soft
     report = conv.run(at(2))
     assert conv.sent() == [] and report.results[0].outcome == "ignored"
     with conv.app(at(2)).session() as s:
         state = s.get(AddressStatus, "bartosz@gmina-a.example.pl")
-        assert state is not None and state.bouncing and "mailbox full" in (state.last_bounce_reason or "")
+        assert state is not None and state.bouncing and "user unknown" in (state.last_bounce_reason or "")
 
     seven_days = dt.datetime(2016, 4, 11, 11, 0, tzinfo=WARSAW)
     conv.run(seven_days - dt.timedelta(minutes=1))
@@ -252,6 +258,12 @@ def test_a_changed_event_is_announced_once_with_the_same_calendar_uid(tmp_path: 
     ack_event = calendar_of(ack).walk("VEVENT")[0]  # type: ignore[union-attr]
 
     conv.settings = settings_for(tmp_path, capacity=1, start_time=dt.time(10, 0), venue="Sala Marmurowa")
+    conv.run(at(5))
+    assert conv.sent() == []  # an edit alone mails nobody (issue 12, item 10)
+    app = conv.app(at(5))
+    with app.session() as s:  # `mailbot announce opole-2016`
+        assert announce(s, app.mailer, conv.settings.event("opole-2016"), at(5)) is not None
+        s.commit()
     conv.run(at(5))
     (changed,) = conv.sent()  # Celina is on the waiting list: nothing to change for her
     assert changed["X-Mailbot-Kind"] == "changed" and "anna@" in str(changed["To"])

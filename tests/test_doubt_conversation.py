@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from mailbot import ingest
 from mailbot.forms.model import FormData
+from mailbot.reminders import announce
 from mailbot.store.tables import InboundMessage, Participant, Registration
 
 from tests import conversation, pg
@@ -198,7 +199,10 @@ def test_a_message_from_the_doubtful_address_itself_confirms_it(conv: Conversati
         code = s.exec(select(Registration)).one().code
     conv.receive(mail(READ, f"Konferencja {code}", "Dzień dobry, czy będzie parking?", when=at(2)))
     (result,) = conv.run(at(2)).results
-    assert kinds(conv.sent()) == [("ack", READ)]
+    # The question is also acknowledged and forwarded to the organisers (issue 12).
+    assert kinds(conv.sent()) == [
+        ("ack", READ), ("forwarded_question", "opole@partnerstwa.example.pl"), ("question_received", READ),
+    ]
     assert jan(conv).email_check == "confirmed" and jan(conv).email_settled_by == f"from {result.ref}"
     assert result.outcome == "needs_review"  # the question still goes to a person
 
@@ -223,6 +227,12 @@ def test_reminders_and_change_notices_skip_the_doubtful_address(tmp_path: Path) 
     assert kinds(week) == [("reminder", ANNA), ("reminder", SENDER)]
     assert "Jan Kowalski" in text_of(next(m for m in week if SENDER in str(m["To"])))
     conv.settings = settings_for(tmp_path, venue="Sala Marmurowa")
+    conv.run(at(12))
+    assert conv.sent() == []  # an edit alone mails nobody (issue 12, item 10)
+    app = conv.app(at(12))
+    with app.session() as s:  # `mailbot announce opole-2016`
+        assert announce(s, app.mailer, conv.settings.event("opole-2016"), at(12)) is not None
+        s.commit()
     conv.run(at(12))
     assert kinds(conv.sent()) == [("changed", ANNA), ("changed", SENDER)]
 

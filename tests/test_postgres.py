@@ -199,7 +199,8 @@ def test_export_json_reads_registrations_from_postgresql(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert len(rows) == EXPECTED_REGISTRATIONS and {r["event"] for r in rows} == {"opole-2016", "lublin-2016"}
+    # The Lublin form (an event already held) whose mail names Opole is registered for Opole.
+    assert len(rows) == EXPECTED_REGISTRATIONS and {r["event"] for r in rows} == {"opole-2016"}
     first = next(r for r in rows if r["event"] == "opole-2016")
     assert first["institution"]["name"] == "Urząd Miejski w Brzezinie Opolskiej"
     assert first["status"] == "confirmed" and first["source_message_id"].endswith("example.pl")

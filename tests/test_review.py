@@ -231,6 +231,28 @@ def test_list_and_show_a_late_registration(tmp_path: Path) -> None:
         review.show(app.ingest, "999")
 
 
+def test_show_prints_what_the_person_wrote_and_cuts_a_long_body(tmp_path: Path) -> None:
+    conv = Conversation(settings_for(tmp_path))
+    question = "Dzień dobry,\nczy mogę zrezygnować tylko z warsztatu B?\nZ poważaniem, Anna Kowalska"
+    send_form(conv, ANNA[1], [ANNA], at(1))
+    conv.run(at(1))
+    conv.receive(mail(ANNA[1], "Pytanie o warsztaty", question, when=at(2)))
+    conv.receive(mail("jan@testowo.example.pl", "Długi list", "Zdanie numer jeden. " * 400, when=at(2)))
+    conv.run(at(2))
+    app = conv.app(at(2))
+    by_subject = {i.subject: i for i in review.list_open(app.ingest)}
+
+    detail = review.show(app.ingest, by_subject["Pytanie o warsztaty"].ref)
+    assert detail.body == question.strip()
+    text = review.render_show(detail)
+    assert "Body:\n  Dzień dobry,\n  czy mogę zrezygnować tylko z warsztatu B?" in text
+    assert review.detail_json(detail)["body"] == question.strip()
+
+    long = review.show(app.ingest, by_subject["Długi list"].ref).body
+    assert long.startswith("Zdanie numer jeden.") and long.endswith("more characters]")
+    assert len(long) < review.BODY_CHARS + 100
+
+
 # --- accept and reject ----------------------------------------------------------------
 
 
@@ -286,6 +308,8 @@ def test_reject_records_the_decision_and_sends_nothing(tmp_path: Path) -> None:
     conv.receive(mail(ANNA[1], f"Re: {ack['Subject']}", "Czy mogę zrezygnować tylko z warsztatów popołudniowych?",
                       when=at(4), in_reply_to=str(ack["Message-ID"])))
     conv.run(at(4))
+    # A question (issue 12): acknowledged and forwarded at once, before any review.
+    assert sorted(str(m["X-Mailbot-Kind"]) for m in conv.sent()) == ["forwarded_question", "question_received"]
     app = conv.app(at(4, 10))
     item = only_item(app)
     assert "unclear" in item.reason

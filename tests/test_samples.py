@@ -18,8 +18,10 @@ import docx
 import pytest
 
 from mailbot.forms.blank import DOCX_MIME, EventHeader, make_docx
+from mailbot.forms.events import events_named
 from mailbot.forms.model import EventRef
-from mailbot.samples import Sample, demo_messages, write_maildir
+from mailbot.intent import strip_quoted
+from mailbot.samples import Sample, SentMail, demo_command_reply, demo_late_form, demo_messages, write_maildir
 
 TITLE = "Współpraca w partnerstwach samorządowych"
 OPOLE = EventHeader(
@@ -282,3 +284,104 @@ def test_attached_forms_parse_as_intended(
     assert result.event == event
     assert len(result.participants) == people
     assert {p.field for p in result.problems if p.code != "low_confidence"} == problems
+
+
+# ------------------------------------------------------------- Conversation II (issue 12)
+
+TORUN = EventHeader(
+    TITLE,
+    "Toruń",
+    dt.date(2016, 3, 14),
+    dt.time(11, 0),
+    "Sala Wielka Dworu Artusa",
+    "Rynek Staromiejski 6",
+    dt.date(2016, 3, 10),
+)
+CYCLE = [
+    EventRef(key="torun-2016", title=TITLE, city="Toruń", date=dt.date(2016, 3, 14)),
+    *EVENTS,
+]
+
+
+def assert_well_formed(sample: Sample, *, before: dt.datetime, to: str = ORGANISER) -> EmailMessage:
+    msg = parse(sample)
+    assert not msg.defects, sample.name
+    assert msg["Message-ID"] and msg["Message-ID"].endswith("example.pl>"), sample.name
+    assert parsedate_to_datetime(msg["Date"]) < before, sample.name
+    assert msg["From"] and msg["Subject"] and msg["To"] == to, sample.name
+    assert b"\n" not in sample.data.replace(b"\r\n", b""), sample.name
+    assert max(len(line) for line in sample.data.split(b"\r\n")) <= 998, sample.name
+    assert sample.data.isascii(), sample.name
+    return msg
+
+
+def own_words(msg: EmailMessage) -> list[str]:
+    body = msg.get_body(("plain",))
+    assert body is not None
+    return [str(msg["Subject"]), strip_quoted(str(body.get_content()))]
+
+
+def test_the_lublin_form_names_opole_in_its_mail(samples: dict[str, Sample]) -> None:
+    """The routed story: the form is Lublin's, the person's own words name Opole only."""
+    msg = parse(samples["l_other_event"])
+    assert events_named(own_words(msg), CYCLE) == {"opole-2016"}
+    assert "Opole" in samples["l_other_event"].description and "Lublin" in samples["l_other_event"].description
+
+
+def test_a_held_events_form_in_a_mail_naming_no_conference() -> None:
+    made = build(held_event=TORUN)
+    assert [s.name for s in made] == [*NAMES, "p_held_event"]
+    assert made[: len(NAMES)] == build()  # the other samples do not change
+    (sample,) = [s for s in made if s.name == "p_held_event"]
+    msg = assert_well_formed(sample, before=BASE)
+    assert BASE - dt.timedelta(days=1) < parsedate_to_datetime(msg["Date"])
+    assert events_named(own_words(msg), CYCLE) == set()  # no conference named
+    (form,) = attachments(msg)
+    assert form.get_filename() == "zgloszenie-torun-2016.docx"
+    text = docx_text(form.get_content())
+    assert "Toruń, 14 marca 2016 r." in text and "Ewa Kowalczyk" in text
+    assert build(held_event=TORUN) == made  # deterministic
+
+
+def test_a_late_form_arrives_after_the_deadline() -> None:
+    late = dt.datetime(2016, 4, 15, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    (sample,) = demo_late_form(OPOLE, organiser_address=ORGANISER, base_time=late)
+    assert sample.name == "q_late" and "po terminie" in sample.description
+    msg = assert_well_formed(sample, before=late)
+    sent = parsedate_to_datetime(msg["Date"])
+    assert OPOLE.deadline is not None and sent.date() > OPOLE.deadline
+    (form,) = attachments(msg)
+    text = docx_text(form.get_content())
+    assert "Opole, 18 kwietnia 2016 r." in text and "Leszek Adamczyk" in text
+    assert demo_late_form(OPOLE, organiser_address=ORGANISER, base_time=late.replace(tzinfo=None)) == [sample]
+
+
+def test_an_organisers_command_answers_the_digest_quoting_it() -> None:
+    digest = SentMail(
+        message_id="<20160416050000.abc.digest@partnerstwa.example.pl>",
+        subject="Zestawienie dzienne 16.04.2016 – Opole, 18 kwietnia 2016 r.: do przejrzenia: 1",
+        when=dt.datetime(2016, 4, 16, 5, 0, tzinfo=dt.UTC),
+    )
+    digest_text = (
+        "Dzień dobry,\n\noto zestawienie.\n\n"
+        "1. [0123456789] [#16 ABCDEFGHJK] 15.04.2016, 08:13, od: Leszek Adamczyk <l.adamczyk@ug-zawada.example.pl>\n"
+        "   Polecenia: PRZYJMIJ 16 | ODRZUĆ 16 | POPRAW 16 …\n"
+    )
+    when = dt.datetime(2016, 4, 16, 8, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    sample = demo_command_reply(
+        organiser="opole@zms.example.pl", digest=digest, digest_from=ORGANISER,
+        digest_text=digest_text, commands=["PRZYJMIJ 16"], when=when,
+    )
+    assert sample.name == "r_command" and "„PRZYJMIJ 16”" in sample.description
+    msg = assert_well_formed(sample, before=when + dt.timedelta(seconds=1))
+    assert msg["From"].addresses[0].addr_spec == "opole@zms.example.pl"
+    assert msg["Subject"] == f"Re: {digest.subject}"
+    assert msg["In-Reply-To"] == digest.message_id and msg["References"] == digest.message_id
+    body = msg.get_body(("plain",))
+    assert body is not None
+    text = str(body.get_content()).replace("\r\n", "\n")
+    assert text.startswith("PRZYJMIJ 16\n")
+    # The command is the person's own line; the digest with the item's tag only in the quote.
+    own = strip_quoted(text)
+    assert "PRZYJMIJ 16" in own and "[#16 ABCDEFGHJK]" not in own
+    assert "> 1. [0123456789] [#16 ABCDEFGHJK] 15.04.2016" in text

@@ -91,7 +91,7 @@ def test_secrets_come_as_credentials(service: dict[str, list[str]]) -> None:
     for value in service["LoadCredential"]:
         assert ":" in value and not value.split(":", 1)[1].startswith("/"), value
     # Every credential the example config names is one the unit loads.
-    names = re.findall(r'^\s*(?:password|client_secret)_credential\s*=\s*"([^"]+)"',
+    names = re.findall(r'^\s*(?:password|client_secret|command_secret)_credential\s*=\s*"([^"]+)"',
                        EXAMPLE_CONFIG.read_text(encoding="utf-8"), re.MULTILINE)
     assert names, "the example config names no credential"
     assert set(names) <= set(ids)

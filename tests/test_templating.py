@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
+from mailbot.salutation import greeting
 from mailbot.template_samples import BASE_KEYS, DEFAULT_EVENT, sample_context
 from mailbot.templating import (
     KINDS,
@@ -85,6 +86,7 @@ def test_the_kinds_are_exactly_these_in_this_order() -> None:
     assert KINDS == (
         "ack", "incomplete", "no_form", "waitlist", "promoted",
         "cancelled", "closed", "reminder", "changed", "updated",
+        "question_received", "forwarded_question", "open_events",
     )
 
 
@@ -137,7 +139,11 @@ def test_every_kind_renders_a_subject_a_text_and_an_html_part(templates: Templat
     assert "poniedziałek, 18 kwietnia 2016 r., godz. 11:00–15:00" in r.text
     assert "Sala Herbowa" in r.html and r.html.lstrip().startswith("<!DOCTYPE html>")
     assert f"<title>{r.subject}</title>" in r.html
-    assert r.text.startswith("Dzień dobry,\n") and r.text.endswith("ten e-mail.\n")
+    # The footer ends with the data controller's line when the config gives one.
+    controller = ctx["event"]["organiser"]["data_controller"]
+    # The greeting is the recipient's: a named person's vocative, else "Szanowni Państwo,".
+    assert r.text.startswith(f"{greeting(ctx['recipient_person'] or ctx['recipient_name'])}\n") and r.text.endswith(f"ten e-mail.\n{controller}\n")
+    assert f"<p>{greeting(ctx['recipient_person'] or ctx['recipient_name'])}</p>" in r.html
     assert "\n\n\n" not in r.text
     assert "Zespół organizacyjny konferencji" in r.text and "zgloszenia@example.org" in r.html
 
@@ -225,7 +231,7 @@ def test_no_withdrawal_word_outside_the_footer_sentence(templates: Templates, ki
 def test_every_optional_branch_renders(templates: Templates, kind: str) -> None:
     for ctx in _every_branch(kind):
         r = templates.render(kind, ctx)
-        assert r.text.startswith("Dzień dobry,\n") and "\n\n\n" not in r.text
+        assert r.text.startswith(f"{greeting(ctx['recipient_person'] or ctx['recipient_name'])}\n") and "\n\n\n" not in r.text
 
 
 # --- escaping ---------------------------------------------------------------------------
@@ -286,22 +292,26 @@ def test_a_waitlisted_person_on_a_mixed_form_is_marked_with_the_position(
 ) -> None:
     ctx = with_waitlisted_second_person(sample_context(kind))
     r = templates.render(kind, ctx)
-    assert "(lista rezerwowa, miejsce 2)" in r.text and "(lista rezerwowa, miejsce 2)" in r.html
+    # A position on the waiting list, not a seat number ("miejsce 2" read as a seat).
+    assert "(pozycja 2 na liście rezerwowej)" in r.text and "(pozycja 2 na liście rezerwowej)" in r.html
+    assert "miejsce 2" not in r.text
     first_line = next(line for line in r.text.splitlines() if "Anna Kowalska" in line)
-    assert "lista rezerwowa" not in first_line
+    assert "rezerwow" not in first_line
 
 
 def test_a_mixed_ack_does_not_confirm_everybody(templates: Templates) -> None:
     r = templates.render("ack", with_waitlisted_second_person(sample_context("ack")))
     assert "Potwierdzamy udział w konferencji" not in r.text
-    assert "z wyjątkiem oznaczonych dopiskiem „lista rezerwowa”" in r.text
+    assert "z wyjątkiem oznaczonych\ndopiskiem „na liście rezerwowej”" in r.text
 
 
 def test_waitlist_says_the_position_and_that_nothing_needs_doing(templates: Templates) -> None:
     r = render(templates, "waitlist")
-    assert "Jan Nowak – miejsce 3 na liście rezerwowej" in r.text
-    assert "Ewa Lis – miejsce 4 na liście rezerwowej" in r.text
-    assert "<strong>miejsce 3</strong>" in r.html
+    assert "Jan Nowak – pozycja 3 na liście rezerwowej" in r.text
+    assert "Ewa Lis – pozycja 4 na liście rezerwowej" in r.text
+    assert "<strong>pozycja 3</strong>" in r.html
+    # The sentence has its object: who was put on the list.
+    assert "dlatego zgłoszone osoby wpisaliśmy na listę rezerwową:" in r.text
     assert "nie trzeba nic robić" in r.text and "poinformujemy" in r.text
 
 
@@ -314,13 +324,21 @@ def test_promoted_names_the_people_and_confirms(templates: Templates) -> None:
 
 
 def test_cancelled_confirms_and_says_how_to_come_back(templates: Templates) -> None:
+    # The sample: Piotr Wiśniewski, taken off the list, told so at his own address.
     r = render(templates, "cancelled")
-    assert "usunęliśmy:\n\n  1. Piotr Wiśniewski\n" in r.text
+    assert r.text.startswith("Szanowny Panie Piotrze,\n")
+    assert "potwierdzamy, że usunęliśmy Pana z listy uczestników konferencji:" in r.text
     assert "Anna Kowalska" not in r.text
     assert "wystarczy ponownie przesłać formularz" in r.text
     assert "wystarczy ponownie przesłać formularz" in r.html
     ics = render(templates, "cancelled", calendar_attached=True)
-    assert "zostanie usunięty z Państwa kalendarza" in ics.text
+    assert "zostanie usunięty z Pana kalendarza" in ics.text
+    # The same mail to whoever registered him (an office): the list of who was taken off.
+    office = render(templates, "cancelled", recipient_name=None, recipient_person=None, calendar_attached=True)
+    assert office.text.startswith("Szanowni Państwo,\n")
+    assert "usunęliśmy:\n\n  1. Piotr Wiśniewski\n" in office.text
+    assert "Anna Kowalska" not in office.text
+    assert "zostanie usunięty z Państwa kalendarza" in office.text
 
 
 def test_closed_after_the_deadline_and_after_the_event(templates: Templates) -> None:
@@ -351,7 +369,9 @@ def test_the_changes_are_listed_old_to_new(templates: Templates, kind: str) -> N
     ]
     r = render(templates, kind, changes=changes)
     assert "  - Termin: 18 kwietnia 2016 r. → 19 kwietnia 2016 r.\n" in r.text
-    assert "  - Telefon (uczestnik 1): (brak) → 77 123 45 67\n" in r.text
+    # An empty old value reads as an addition, not as "(brak) →" or "— →".
+    assert "  - Telefon (uczestnik 1): dodano 77 123 45 67\n" in r.text
+    assert "<li>Telefon (uczestnik 1): dodano <strong>77 123 45 67</strong></li>" in r.html
     assert "<li>Termin: <s>18 kwietnia 2016 r.</s> → <strong>19 kwietnia 2016 r.</strong></li>" in r.html
 
 

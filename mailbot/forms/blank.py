@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import textwrap
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import docx
 from docx.enum.style import WD_STYLE_TYPE
@@ -30,7 +31,11 @@ from docx.shared import Pt, RGBColor, Twips
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
+from mailbot.config import DEFAULT_CONSENT_TEXTS, DEFAULT_WORKSHOPS
 from mailbot.forms.model import Consents, Institution, Participant
+
+if TYPE_CHECKING:
+    from mailbot.forms.labels import Vocabulary
 
 __all__ = [
     "CONSENT_TEXTS",
@@ -43,6 +48,7 @@ __all__ = [
     "make_docx",
     "make_pdf",
     "polish_date",
+    "with_event_options",
 ]
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -50,18 +56,15 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 PLACEHOLDER_TEXT = "Kliknij lub naciśnij tutaj, aby wprowadzić tekst."
 """What Word (Polish UI) shows in an empty text content control."""
 
-WORKSHOPS: dict[str, str] = {
-    "A": "Zarządzanie strategiczne w partnerstwie",
-    "B": "Zarządzanie relacjami w partnerstwie",
-}
+WORKSHOPS: dict[str, str] = {w.key: w.title for w in DEFAULT_WORKSHOPS}
+"""The default workshop options (letter → title); an event's come from the config
+(``workshops``) through :attr:`EventHeader.workshops`."""
 
-CONSENT_TEXTS: dict[str, str] = {
-    "data_processing": (
-        "Wyrażam zgodę na przetwarzanie danych osobowych zawartych w zgłoszeniu "
-        "przez organizatora w celu organizacji konferencji."
-    ),
-    "newsletter": "Wyrażam zgodę na otrzymywanie informacji o kolejnych wydarzeniach.",
-}
+CONSENT_TEXTS: dict[str, str] = dict(DEFAULT_CONSENT_TEXTS)
+"""The default consent texts; an event's come from the config (``consents``) through
+:attr:`EventHeader.consent_data_processing` and ``consent_newsletter``."""
+
+_CONSENT_ALIASES = {"data_processing": "Zgoda na przetwarzanie danych", "newsletter": "Zgoda na informacje o wydarzeniach"}
 
 INSTITUTION_LABELS: tuple[tuple[str, str, str], ...] = (
     # (field, label on the form, content-control alias)
@@ -100,6 +103,11 @@ class EventHeader:
 
     ``start_time`` is not printed: the organisers' form does not show it; it is kept for
     letters built from the same header.
+
+    The organiser fields (all optional, from the config's ``[organiser]`` block) are
+    printed at the foot of the form only when set: where to send the form (the e-mail
+    address, which the form used to leave for people to guess), who organises it and how
+    to phone them, and the data-controller line. Nothing is printed for an unset one.
     """
 
     title: str
@@ -109,6 +117,19 @@ class EventHeader:
     venue: str
     address: str
     deadline: dt.date | None
+    organiser_email: str | None = None
+    organiser_name: str | None = None
+    organiser_phone: str | None = None
+    data_controller: str | None = None
+    workshops: tuple[tuple[str, str], ...] = tuple(WORKSHOPS.items())
+    """The workshop options, (letter, title) in form order (config ``workshops``)."""
+    consent_data_processing: str = CONSENT_TEXTS["data_processing"]
+    consent_newsletter: str = CONSENT_TEXTS["newsletter"]
+    """The consent texts printed on the form (config ``consents``)."""
+
+    @property
+    def consent_texts(self) -> dict[str, str]:
+        return {"data_processing": self.consent_data_processing, "newsletter": self.consent_newsletter}
 
 
 @dataclass(frozen=True)
@@ -136,9 +157,29 @@ def header_line(header: EventHeader) -> str:
 
 
 def _deadline_line(header: EventHeader) -> str:
-    if header.deadline is None:
-        return "Zgłoszenia prosimy przesyłać na adres e-mail organizatora."
-    return f"Zgłoszenia prosimy przesyłać do {polish_date(header.deadline)} na adres e-mail organizatora."
+    """Where and by when to send the form: the organiser's address when configured
+    (``… na adres e-mail organizatora: biuro@… .``), else the words alone."""
+    when = f" do {polish_date(header.deadline)}" if header.deadline is not None else ""
+    where = f": {header.organiser_email.strip()}" if header.organiser_email else ""
+    return f"Zgłoszenia prosimy przesyłać{when} na adres e-mail organizatora{where}."
+
+
+def _organiser_lines(header: EventHeader) -> list[str]:
+    """The lines under the deadline line: organiser (name, phone) and the data
+    controller, each only when configured."""
+    lines: list[str] = []
+    who = " ".join((header.organiser_name or "").split())
+    phone = " ".join((header.organiser_phone or "").split())
+    if who and phone:
+        lines.append(f"Organizator: {who}, tel. {phone}")
+    elif who:
+        lines.append(f"Organizator: {who}")
+    elif phone:
+        lines.append(f"Telefon organizatora: {phone}")
+    controller = " ".join((header.data_controller or "").split())
+    if controller:
+        lines.append(controller)
+    return lines
 
 
 def _doc_time(header: EventHeader) -> dt.datetime:
@@ -147,12 +188,54 @@ def _doc_time(header: EventHeader) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, 9, 0, tzinfo=dt.UTC)
 
 
-def _check_values(values: FilledValues | None) -> None:
+def _check_values(values: FilledValues | None, header: EventHeader) -> None:
     if values is None:
         return
-    unknown = set(values.workshops) - set(WORKSHOPS)
+    unknown = set(values.workshops) - {letter for letter, _ in header.workshops}
     if unknown:
         raise ValueError(f"unknown workshop option(s): {sorted(unknown)}")
+
+
+def with_event_options(base: Vocabulary, headers: Iterable[EventHeader]) -> Vocabulary:
+    """``base`` (labels.toml) plus the configured workshop titles and consent texts of
+    ``headers``' events, so a form of a cycle whose options the labels file does not
+    name (workshop "C – …", a reworded consent) is read like the default one: a ticked
+    line naming an option counts for its letter whatever the layout (table, PDF, scan).
+    The configured wording comes first; the file's variants stay as they are. Returns
+    ``base`` itself when it already reads every option."""
+    from mailbot.forms.labels import Vocabulary
+
+    workshops = {k: list(v) for k, v in base.workshops.items()}
+    consents = {k: list(v) for k, v in base.consents.items()}
+    added = False
+    for header in headers:
+        for letter, title in header.workshops:
+            known = workshops.setdefault(letter, [])
+            if base.match_workshop(title) != letter and title not in known:
+                known.insert(0, title)
+                added = True
+        for key, text in header.consent_texts.items():
+            known = consents.setdefault(key, [])
+            if base.match_consent(text) != key and text not in known:
+                known.insert(0, text)
+                added = True
+    if not added:
+        return base
+    data: dict[str, Any] = {  # labels.toml's tables, as the file would give them
+        "fields": {k: list(v) for k, v in base.fields.items()},
+        "sections": {k: list(v) for k, v in base.sections.items()},
+        "workshops": workshops,
+        "consents": consents,
+        "form": {"title": list(base.titles)},
+        "event": {"header": list(base.event_header), "not_event": list(base.not_event)},
+        "placeholders": {"texts": list(base.placeholders)},
+        "participants_table": {
+            "columns": list(base.table_columns),
+            "required": list(base.table_required),
+            "min_columns": base.table_min_columns,
+        },
+    }
+    return Vocabulary(data, source=base.source)
 
 
 # --------------------------------------------------------------------------- docx
@@ -335,16 +418,22 @@ def _build_docx(header: EventHeader, values: FilledValues | None, controls: bool
             tag = f"participants[{i}].{field}"
             _fill_cell(cell, getattr(person, field), controls, tag, f"{alias} – uczestnik {i + 1}", ids)
 
-    # 3. Workshops
-    _spacing(_para(doc, "3. Udział w dyskusjach warsztatowych (proszę zaznaczyć):", bold=True), before=160, after=60)
+    # 3. Workshops (none configured: no section, the later ones move up)
+    number = 3
+    if header.workshops:
+        _spacing(
+            _para(doc, f"{number}. Udział w dyskusjach warsztatowych (proszę zaznaczyć):", bold=True),
+            before=160, after=60,
+        )  # fmt: skip
+        number += 1
     chosen = set(values.workshops) if values else set()
-    for letter, title in WORKSHOPS.items():
+    for letter, title in header.workshops:
         _tick_line(
             doc, f"{letter} – {title}", letter in chosen, controls, f"workshops.{letter}", f"Warsztat {letter}", ids
         )
 
     # 4. Remarks
-    p = _para(doc, "4. Uwagi (np. specjalne potrzeby, dieta): ", bold=True)
+    p = _para(doc, f"{number}. Uwagi (np. specjalne potrzeby, dieta): ", bold=True)
     _spacing(p, before=160)
     remarks = values.remarks if values else None
     if controls:
@@ -353,11 +442,10 @@ def _build_docx(header: EventHeader, values: FilledValues | None, controls: bool
         p.add_run(remarks or "_" * 40)
 
     # 5. Consents
-    _spacing(_para(doc, "5. Zgody", bold=True), before=160, after=60)
+    _spacing(_para(doc, f"{number + 1}. Zgody", bold=True), before=160, after=60)
     consents = values.consents if values else Consents()
-    aliases = {"data_processing": "Zgoda na przetwarzanie danych", "newsletter": "Zgoda na informacje o wydarzeniach"}
-    for key, text in CONSENT_TEXTS.items():
-        _tick_line(doc, text, bool(getattr(consents, key)), controls, f"consents.{key}", aliases[key], ids)
+    for key, text in header.consent_texts.items():
+        _tick_line(doc, text, bool(getattr(consents, key)), controls, f"consents.{key}", _CONSENT_ALIASES[key], ids)
 
     # Place, date, signature
     p = _para(doc, "Miejscowość, data: ")
@@ -378,6 +466,11 @@ def _build_docx(header: EventHeader, values: FilledValues | None, controls: bool
     run = p.add_run(_deadline_line(header))
     run.italic = True
     run.font.size = Pt(9)
+    for line in _organiser_lines(header):
+        p = _para(doc)
+        run = p.add_run(line)
+        run.italic = True
+        run.font.size = Pt(9)
 
     props = doc.core_properties
     props.title = "Zgłoszenie uczestnictwa"
@@ -430,7 +523,7 @@ def make_docx(
         raise ValueError(f"unknown style {style!r}")
     if rows < 0:
         raise ValueError("rows must be >= 0")
-    _check_values(values)
+    _check_values(values, header)
     doc = _build_docx(header, values, style == "controls", rows)
     etree.cleanup_namespaces(doc.element, keep_ns_prefixes=list(doc.element.nsmap))
     buf = io.BytesIO()
@@ -477,10 +570,15 @@ def make_pdf(header: EventHeader, values: FilledValues | None = None) -> bytes:
     from reportlab.pdfbase.acroform import PDFFromString
     from reportlab.pdfgen.canvas import Canvas
 
-    _check_values(values)
+    _check_values(values, header)
     people = list(values.participants) if values else []
-    if len(people) > _PDF_MAX_ROWS:
-        raise ValueError(f"at most {_PDF_MAX_ROWS} participants fit on the PDF form")
+    consent_lines = {key: textwrap.wrap(text, 90) or [""] for key, text in header.consent_texts.items()}
+    # The page was laid out for two workshops and three consent lines: more of either
+    # take rows from the participants table.
+    extra = 17 * max(0, len(header.workshops) - 2) + 12 * max(0, sum(map(len, consent_lines.values())) - 3)
+    max_rows = _PDF_MAX_ROWS - -(-extra // 20)
+    if len(people) > max_rows:
+        raise ValueError(f"at most {max_rows} participants fit on the PDF form")
     regular, bold, oblique = _pdf_fonts()
     inst = values.institution if values else Institution()
     consents = values.consents if values else Consents()
@@ -557,24 +655,28 @@ def make_pdf(header: EventHeader, values: FilledValues | None = None) -> bytes:
                   value=getattr(person, key))  # fmt: skip
 
     shift = bottom - (top - 327)  # everything below the table moves with its height
-    text(50, top - 353 + shift, "3. Udział w dyskusjach warsztatowych (proszę zaznaczyć):", bold, 10.5)
-    for n, (letter, title) in enumerate(WORKSHOPS.items()):
+    number = 3
+    if header.workshops:
+        text(50, top - 353 + shift, f"{number}. Udział w dyskusjach warsztatowych (proszę zaznaczyć):", bold, 10.5)
+        number += 1
+    for n, (letter, title) in enumerate(header.workshops):
         y = top - 373 - 17 * n + shift
         box(f"workshops.{letter}", f"Warsztat {letter}", 56, y, letter in chosen)
         text(74, y + 2, f"{letter} – {title}")
+    shift -= 17 * max(0, len(header.workshops) - 2)
 
-    text(50, top - 417 + shift, "4. Uwagi (np. specjalne potrzeby, dieta):", bold, 10.5)
+    text(50, top - 417 + shift, f"{number}. Uwagi (np. specjalne potrzeby, dieta):", bold, 10.5)
     field("remarks", "Uwagi", 50, top - 455 + shift, 495, 32, value=values.remarks if values else None,
           fieldFlags="multiline", maxlen=300)  # fmt: skip
 
-    text(50, top - 479 + shift, "5. Zgody", bold, 10.5)
+    text(50, top - 479 + shift, f"{number + 1}. Zgody", bold, 10.5)
     y = top - 499 + shift
-    box("consents.data_processing", CONSENT_TEXTS["data_processing"][:60], 56, y, consents.data_processing)
-    text(74, y + 2, "Wyrażam zgodę na przetwarzanie danych osobowych zawartych w zgłoszeniu przez organizatora")
-    text(74, y - 10, "w celu organizacji konferencji.")
-    y = top - 531 + shift
-    box("consents.newsletter", CONSENT_TEXTS["newsletter"][:60], 56, y, consents.newsletter)
-    text(74, y + 2, CONSENT_TEXTS["newsletter"])
+    for key, lines in consent_lines.items():
+        box(f"consents.{key}", header.consent_texts[key][:60], 56, y, bool(getattr(consents, key)))
+        for i, line in enumerate(lines):
+            text(74, y + 2 - 12 * i, line)
+        y -= 12 * len(lines) + 8
+    shift -= 12 * max(0, sum(map(len, consent_lines.values())) - 3)
 
     y = top - 579 + shift
     text(50, y, "Miejscowość, data:")
@@ -582,6 +684,11 @@ def make_pdf(header: EventHeader, values: FilledValues | None = None) -> bytes:
     text(340, y, "Podpis:")
     canvas.line(378, y - 3, 545, y - 3)
     text(50, top - 619 + shift, _deadline_line(header), oblique, 8.5)
+    y = top - 631 + shift
+    for line in _organiser_lines(header):
+        for piece in textwrap.wrap(line, 110):  # 8.5 pt italic: about 110 letters a line
+            text(50, y, piece, oblique, 8.5)
+            y -= 11
 
     if values is not None:  # Helvetica appearances lack Polish letters: let viewers redraw
         form.extras["NeedAppearances"] = PDFFromString("true")

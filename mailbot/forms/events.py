@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from mailbot.forms.model import EventRef
 from mailbot.forms.normalize import fold
 
-__all__ = ["EventLine", "find_dates", "mentions_city", "recognise_event"]
+__all__ = ["EventLine", "events_named", "find_dates", "mentions_city", "recognise_event"]
 
 _MONTHS = {
     "stycznia": 1,
@@ -183,3 +183,40 @@ def _decide(
     if len(weak) == 1:
         return next(iter(weak))
     return None
+
+
+# "18 kwietnia" without a year: matched against each event's own year.
+_DAY_MONTH = re.compile(
+    r"\b(\d{1,2})\s*(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b(?!\s*\d{4})"
+)
+# Lines of an address or a signature block name the sender's town, not an event:
+# "ul. Rynek 1, 45-000 Opole", "tel. 77 …", "Urząd Miasta Lublin".
+_ADDRESS_LINE = re.compile(r"\b\d{2}-\d{3}\b|\b(?:ul|al|pl|tel|fax|kom|os)\.|\bwww\b|@")
+_SIGNATURE_LINE = re.compile(
+    r"^\W*(?:urzad|starostwo|gmina|gminy|powiat\w*|miasto|sekretariat|burmistrz|wojt|starosta"
+    r"|prezydent|referat|wydzial|biuro|zespol|inspektor|kierownik|naczelnik|sekretarz|skarbnik)\b"
+)
+
+
+def events_named(texts: Iterable[str], events: Sequence[EventRef]) -> set[str]:
+    """Keys of the events a person's own words name, by city ("na konferencję w Opolu")
+    or by date ("18 kwietnia 2016", "18.04.2016", "18 kwietnia"); lines of an address
+    or a signature block are skipped (the sender's town is no choice of event)."""
+    named: set[str] = set()
+    for text in texts:
+        for line in text.splitlines():
+            folded = fold(line)
+            if not folded.strip() or _ADDRESS_LINE.search(folded):
+                continue
+            if len(folded.split()) <= 6 and _SIGNATURE_LINE.match(folded):
+                continue
+            dates = find_dates(line)
+            day_months = {(int(m.group(1)), _MONTHS[m.group(2)]) for m in _DAY_MONTH.finditer(folded)}
+            for e in events:
+                if (
+                    mentions_city(line, e.city)
+                    or e.date in dates
+                    or (e.date.day, e.date.month) in day_months
+                ):
+                    named.add(e.key)
+    return named

@@ -231,6 +231,28 @@ class EventState(SQLModel, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class CalendarSequence(SQLModel, table=True):
+    """The SEQUENCE of the last calendar file sent to one address for one event.
+
+    Each address holds its own entry (one UID per address and event,
+    :func:`mailbot.calendar.event_uid`), and a calendar client applies a file only
+    when its SEQUENCE is higher than the one it holds: acknowledgement, cancellation,
+    a new acknowledgement after re-registering, reminders and change notices must
+    climb per address, whatever happened to other addresses. A row also means "this
+    address was sent an entry", which is what decides that a withdrawal carries a
+    cancellation. Addresses are stored casefolded, as the UID formula uses them.
+    """
+
+    __tablename__ = "calendar_sequence"
+
+    event_key: str = Field(primary_key=True, max_length=64)
+    address: str = Field(primary_key=True, max_length=320)
+    sequence: int
+    method: str = Field(max_length=16)
+    """METHOD of the last file sent: PUBLISH (the address holds the entry) or CANCEL."""
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class RegistrationVersion(SQLModel, table=True):
     """The state of a registration before a corrected form replaced it."""
 
