@@ -29,7 +29,7 @@ from mailbot.forms.crosscheck import (
 )
 from mailbot.forms.model import CONFIDENCE_THRESHOLD, Method, Problem, Provenance
 
-__all__ = ["Reading", "assess"]
+__all__ = ["UNCLEAR", "Reading", "assess"]
 
 Kind = Literal["name", "position", "phone", "email", "institution", "address", "remarks"]
 
@@ -55,6 +55,11 @@ _CLOSE = 0.5
 _OCR_UNCORROBORATED = 0.75
 _UNASSIGNED_PHONE = 0.6
 _UNREADABLE_GLYPH = 0.5
+# A value broken over lines where the reader cannot tell which reading the line break
+# makes ("…@firma.co" ↵ "m": "…@firma.com", or "…@firma.co" and a stray "m"). The
+# extractor notes it as ``f"{UNCLEAR}: {the other reading}"``.
+UNCLEAR = "unclear line break"
+_UNCLEAR_BREAK = 0.6
 
 
 @dataclass
@@ -116,17 +121,21 @@ def _score(
         notes.append("unreadable glyph")
         confidence = min(confidence, _UNREADABLE_GLYPH)
     strict = reading.kind in _STRICT_KINDS
+    suggestion: str | None = None
     for note in reading.notes:
-        if note == "joined" and not strict:
+        if note.startswith(UNCLEAR):
+            confidence = min(confidence, _UNCLEAR_BREAK)
+            suggestion = note.partition(": ")[2] or None
+        elif note == "joined" and not strict:
             confidence *= _JOINED_TEXT
         elif note == "wrapped":
             confidence *= _WRAPPED if strict else 1.0
         else:
             confidence *= _REPAIR.get(note, 1.0)
-    suggestion: str | None = None
     if reading.kind == "email":
         words_ok = words is None or words >= OCR_WORD_DOUBT  # read well enough to vouch
-        confidence, suggestion = _email(reading, domains, confidence, notes, words_ok)
+        confidence, checked = _email(reading, domains, confidence, notes, words_ok)
+        suggestion = checked or suggestion
     elif reading.kind == "phone" and reading.value.startswith("+"):
         if not phone_assigned(reading.value):
             notes.append("no such number range")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from mailbot.forms.confidence import Kind, Reading, assess
+from mailbot.forms.confidence import UNCLEAR, Kind, Reading, assess
 from mailbot.forms.events import EventLine, recognise_event
 from mailbot.forms.labels import LabelMatch, Vocabulary
 from mailbot.forms.model import (
@@ -862,16 +862,11 @@ def _join_noted(
     ``joined`` (joined without one: the reading rests on where the line broke),
     ``marker`` (a soft hyphen or PDFium's line-end marker dropped).
 
-    ``address``: the lines are one e-mail cell, where a line break is never a space:
-    when the lines only make a valid address run together ("malgorzata.sli" ↵
-    "winska@nysa.pl", "…@glogowek.p" ↵ "l"), they are joined so.
+    ``address``: the lines are one e-mail cell, where a line break is never a space
+    (see ``_address_lines``).
     """
     if address and len([ln for ln in lines if ln.strip()]) > 1:
-        spaced, spaced_notes = _join_noted(lines)
-        tight = "".join(ln.strip() for ln in lines)
-        if not normalize_email(spaced)[1] and _valid_address(tight):
-            return tight, sorted({*spaced_notes, "joined"} - {"wrapped"})
-        return spaced, spaced_notes
+        return _address_lines(lines)
     notes: set[str] = set()
     out = ""
     for line in lines:
@@ -892,6 +887,53 @@ def _join_noted(
 
 
 _MARKERS = ("\u00ad", "\x02", "\ufffe")
+
+# Top-level domains a sender's address really ends in: an address cut at the cell's
+# edge leaves a "domain" ending in a piece of a word ("…@um.opo" ↵ "le.pl", "…@sp.gmi"
+# ↵ "na.pl"), which is none of these; one that ends in one of these may be whole.
+_REAL_TLDS = frozenset(
+    """pl eu com org net edu gov int info biz name pro mobi app dev io online site co tv cc
+    de cz sk ua by lt lv ee ru fr it es pt nl be lu at ch uk ie dk no se fi is hu ro bg
+    gr hr si rs ba me mk al md tr il us ca au nz jp cn in br""".split()
+)
+
+
+def _address_lines(lines: Sequence[str]) -> tuple[str, list[str]]:
+    """The lines of one e-mail cell as one value.
+
+    A line break in an address is never a space. When the lines make a valid address
+    only run together ("malgorzata.sli" ↵ "winska@nysa.pl", "…@glogowek.p" ↵ "l"),
+    they are joined so. When the first line already reads as an address but the
+    lines run together make a longer one, the cut is where the cell's edge fell:
+    "…@um.opo" ↵ "le.pl", "…@um.opole." ↵ "pl", "…@um.dabrowa" ↵ "-opolska.pl" are
+    joined, as is any tail after a "domain" with no real top-level domain. Only when
+    the first line ends in a real one ("…@nysa.pl" ↵ "sekretariat", "…@firma.co" ↵
+    "m") can the reader not tell a cut address from a word after a whole one: the
+    likelier reading is kept with an ``UNCLEAR`` note naming the other one, and the
+    value is doubted, never stated as sure.
+    """
+    spaced, spaced_notes = _join_noted(lines)
+    tight = "".join(ln.strip() for ln in lines)
+    spaced_value, spaced_ok = normalize_email(spaced)
+    if not spaced_ok:
+        if _valid_address(tight):
+            return tight, sorted({*spaced_notes, "joined"} - {"wrapped"})
+        return spaced, spaced_notes
+    tight_value = normalize_email(tight)[0] if _valid_address(tight) else None
+    if tight_value is None or spaced_value is None or tight_value == spaced_value:
+        return spaced, spaced_notes
+    if not tight_value.lower().startswith(spaced_value.lower()):
+        return spaced, spaced_notes  # the address read is not the head of the joined one
+    rest = tight_value[len(spaced_value) :]
+    tld = spaced_value.rpartition(".")[2].lower()
+    if rest[:1] in (".", "-") or tld not in _REAL_TLDS:
+        return tight, sorted({*spaced_notes, "joined"} - {"wrapped"})
+    # A real top-level domain, then more of an address: a cut one, or two words.
+    if "." in rest or len(rest) <= 3:  # "…@um.de" ↵ "blin.pl", "…@firma.co" ↵ "m"
+        notes = {*spaced_notes, "joined", f"{UNCLEAR}: {spaced_value}"} - {"wrapped"}
+        return tight, sorted(notes)
+    # "…@nysa.pl" ↵ "sekretariat"
+    return spaced, sorted({*spaced_notes, f"{UNCLEAR}: {tight_value}"})
 
 
 def _is_address(match: LabelMatch) -> bool:
