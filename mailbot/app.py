@@ -317,6 +317,7 @@ class App:
             sender=outbox.from_address,
             max_attempts=outbox.max_attempts,
             max_per_minute=outbox.max_per_minute,
+            limit=outbox.max_per_pass,
         )
 
 

@@ -356,6 +356,9 @@ class OutboxSettings(Secret):
     max_attempts: int = Field(default=8, ge=1)
     max_per_minute: int = Field(default=60, ge=1)
     """Rate limit for sending; what is over it waits for the next delivery run."""
+    max_per_pass: int = Field(default=500, ge=1)
+    """Mails one delivery run sends at most; the rest go in the next run (seconds later
+    in the service). Bounds how long one run holds the SMTP connection."""
     auth: Literal["password", "xoauth2"] = "password"
     oauth: OAuthSettings | None = None
 

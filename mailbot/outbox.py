@@ -373,10 +373,15 @@ def deliver_due(
             .select_from(OutboundMail)
             .where(OutboundMail.status == "sent", col(OutboundMail.sent_at) > now - dt.timedelta(minutes=1))
         ).one()
-        budget = max(0, min(limit, max_per_minute - int(sent_last_minute)))
+        by_rate = max(0, max_per_minute - int(sent_last_minute))
+        budget = min(limit, by_rate)
         stats.deferred = max(0, _count_due(session, now) - budget)
     if stats.deferred:
-        log.info("rate limit %d/min: %d due mail(s) wait for the next run", max_per_minute, stats.deferred)
+        held = (
+            f"rate limit {max_per_minute}/min (outbox.max_per_minute)" if by_rate <= limit
+            else f"{limit} mails per run (outbox.max_per_pass)"
+        )
+        log.info("%s: %d due mail(s) wait for the next run", held, stats.deferred)
     opened = False
     try:
         for _ in range(budget):

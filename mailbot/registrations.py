@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,8 +103,20 @@ def blocking_problems(form: FormData, *, event_defaulted: bool) -> tuple[Problem
     return tuple(out)
 
 
-def make_code(event_key: str, seed: str, taken: set[str] | None = None) -> str:
-    """A short, stable registration code like ``OPO-7K3F`` derived from ``seed``."""
+class _CodesInUse:
+    """``code in taken`` as one lookup in the unique index on ``registration.code``:
+    a collision is rare, so probing beats loading every code of every registration."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __contains__(self, code: object) -> bool:
+        return self._session.exec(select(Registration.id).where(Registration.code == code)).first() is not None
+
+
+def make_code(event_key: str, seed: str, taken: Container[str] | None = None) -> str:
+    """A short, stable registration code like ``OPO-7K3F`` derived from ``seed``, the
+    first candidate not in ``taken``."""
     prefix = "".join(c for c in event_key.upper() if c.isalpha())[:3] or "REG"
     counter = 0
     while True:
@@ -282,9 +294,8 @@ def apply_form(
         target.version += 1
         reg, created = target, False
     else:
-        taken = set(session.exec(select(Registration.code)).all())
         reg = Registration(
-            code=make_code(event_key, seed, taken),
+            code=make_code(event_key, seed, _CodesInUse(session)),
             created_at=now,
             sender_email=sender.casefold() if sender else None,
             **fields,  # type: ignore[arg-type]

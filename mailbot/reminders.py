@@ -45,7 +45,7 @@ from mailbot.replies import (
     promoted,
 )
 from mailbot.seats import HOLDING, promote
-from mailbot.store.tables import EventState, Participant, Registration
+from mailbot.store.tables import EventState, OutboundMail, Participant, Registration
 from mailbot.templating import date_pl, time_pl
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,23 @@ def queue_reminders(session: Session, mailer: Mailer, now: dt.datetime, out: Que
             continue
         label = offset_label(due.offset)
         days = (event.date - due.moment.astimezone(settings.tz).date()).days
+        prefix = f"reminder:{event.key}:{label}:"
+        # One query for what went out already: an idle pass inside the reminder window
+        # then builds no context and runs no per-address lookup for people already told.
+        sent = set(session.exec(
+            select(OutboundMail.dedupe_key).where(col(OutboundMail.dedupe_key).startswith(prefix))
+        ).all())
         rows = _seated(session, event.key, seated_by=due.moment)
         for addr, people in _by_address(session, rows, settings.replying_as).items():
+            if f"{prefix}{addr}" in sent:
+                continue
             row = mailer.queue(
                 session,
                 kind="reminder",
                 event=event,
                 to=addr,
                 now=now,
-                dedupe=f"reminder:{event.key}:{label}:{addr}",
+                dedupe=f"{prefix}{addr}",
                 context={
                     "people": [person_view(session, p, event.key) for p in people],
                     "days_before": days,

@@ -250,3 +250,26 @@ def test_0004_leaves_existing_addresses_undoubted_and_downgrades_keeping_them(tm
         assert revision_of(engine) == [HEAD]
     finally:
         engine.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics_and_a_current_database_skips_alembic(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from mailbot.store.db import head_revision
+
+    engine = engine_at(tmp_path)
+    try:
+        assert head_revision() == ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == HEAD
+    finally:
+        engine.dispose()
+    # A start on a current database does not load Alembic at all (a fifth of a second).
+    probe = (
+        "import sys; from mailbot.store.db import make_engine, upgrade; "
+        f"upgrade(make_engine('sqlite:///{tmp_path / 'state' / 'mailbot.db'}')); "
+        "print('alembic' in sys.modules)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"

@@ -267,3 +267,27 @@ def test_rows_sending_before_the_upgrade_get_a_lease_from_the_database_clock(sql
         )).scalar_one()
     assert 14 < minutes < 15.05  # the 15 minutes of grace the sweeper gave them before
     engine.dispose()
+
+
+def test_a_run_sends_at_most_max_per_pass_and_the_log_names_the_limit_that_held(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    _queue(factory, 7)
+    transport = CopyingTransport(tmp_path / "out")
+    with caplog.at_level(logging.INFO, logger="mailbot.outbox"):
+        first = deliver_due(factory, transport, now=NOW, sender="s@example.pl", max_attempts=3,
+                            max_per_minute=10_000, limit=5)
+    assert (first.sent, first.deferred) == (5, 2)
+    assert "5 mails per run (outbox.max_per_pass): 2 due mail(s) wait" in caplog.text
+    caplog.clear()
+    later = NOW + dt.timedelta(minutes=5)
+    with caplog.at_level(logging.INFO, logger="mailbot.outbox"):
+        second = deliver_due(factory, transport, now=later, sender="s@example.pl", max_attempts=3,
+                             max_per_minute=1, limit=5)
+    assert (second.sent, second.deferred) == (1, 1)
+    assert "rate limit 1/min (outbox.max_per_minute): 1 due mail(s) wait" in caplog.text
+    assert sum(_delivered(tmp_path / "out").values()) == 6
+    engine.dispose()

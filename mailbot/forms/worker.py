@@ -6,7 +6,10 @@ decoder) that loops or balloons on a crafted file. The daemon keeps going either
 the child is killed and the file is reported ``unreadable`` with the reason.
 
 Children come from a forkserver that has already imported the readers, so starting one
-costs milliseconds, not an interpreter start-up.
+costs milliseconds, not an interpreter start-up. One child is kept warm between parses
+(its caches filled, no fork per file) under the same deadline and memory cap: it is
+replaced when a parse overruns, dies or runs out of memory, and after
+:data:`_WARM_JOBS` parses, so nothing one file did lives on for long.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import resource
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from multiprocessing.context import ForkServerContext
@@ -71,6 +75,98 @@ def _child(
         pass  # the caller is gone (killed, or gave up at its deadline): nobody to answer
 
 
+def _serve(conn: multiprocessing.connection.Connection, memory_limit: int) -> None:
+    """The warm reader: parse what the parent sends until it hangs up. After running out
+    of memory it answers and exits, so the next parse starts on a fresh heap."""
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    except (ValueError, OSError):
+        pass
+    while True:
+        try:
+            data, filename, events, limits, vocabulary = conn.recv()
+        except (EOFError, OSError):
+            return
+        exhausted = False
+        result: Any
+        try:
+            result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
+        except MemoryError:
+            exhausted = True
+            result = FormData(file=filename, status="unreadable", format=None, reason="document needs too much memory")
+        try:
+            conn.send(result)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return
+        if exhausted:
+            return
+
+
+_WARM_JOBS = 200
+"""Parses one warm reader serves before it is replaced."""
+
+
+class _WarmReader:
+    """The reader child kept between parses, and its pipe. One caller at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._jobs = 0
+
+    def _start(self) -> multiprocessing.connection.Connection:
+        if self._conn is None or self._proc is None or not self._proc.is_alive():
+            self.stop()
+            ctx = _ctx()
+            parent, child = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=_serve, args=(child, MEMORY_LIMIT_BYTES), daemon=True)
+            proc.start()
+            child.close()
+            self._proc, self._conn, self._jobs = proc, parent, 0
+        assert self._conn is not None
+        return self._conn
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=5)
+        self._proc = self._conn = None
+
+    def parse(self, job: tuple[Any, ...], filename: str, fmt: str | None, deadline: float) -> FormData:
+        try:
+            conn = self._start()
+            conn.send(job)
+        except (OSError, EOFError) as e:
+            self.stop()
+            log.error("cannot start a reader process for %s: %s", filename, e)
+            return _failed(filename, fmt, f"cannot start a reader process: {e}")
+        if not conn.poll(deadline):
+            self.stop()
+            log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
+            return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
+        try:
+            result = conn.recv()
+        except (EOFError, OSError):
+            result = None
+        if not isinstance(result, FormData):
+            proc = self._proc
+            self.stop()
+            code = proc.exitcode if proc is not None else None
+            log.warning("the reader process for %s died (exit code %s)", filename, code)
+            return _failed(filename, fmt, f"the reader process died (exit code {code})")
+        self._jobs += 1
+        if self._jobs >= _WARM_JOBS or result.reason == "document needs too much memory":
+            self.stop()
+        return result
+
+
+_warm = _WarmReader()
+
+
 def parse_isolated(
     data: bytes,
     filename: str,
@@ -89,6 +185,12 @@ def parse_isolated(
     if deadline is None:
         deadline = limits.timeout_seconds + _GRACE_SECONDS
     fmt = sniff(data)
+    if memory_limit == MEMORY_LIMIT_BYTES and _warm.lock.acquire(blocking=False):
+        try:
+            return _warm.parse((data, filename, tuple(events), limits, vocabulary), filename, fmt, deadline)
+        finally:
+            _warm.lock.release()
+    # Another thread is using the warm reader, or an unusual memory cap: a child of its own.
     ctx = _ctx()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(
