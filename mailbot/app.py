@@ -268,13 +268,14 @@ class App:
             report.filing_errors.append(f"{result.ref}: {e}")
             claims.release_filing(self.session, source.name, place, self._claimer)
             return False
-        claims.filed(self.session, source.name, place, self._claimer)
-        with self.session() as session:
-            row = session.get(InboundMessage, result.inbound_id)
-            if row is not None and not row.filed:
-                row.filed = True
-                session.add(row)
-                session.commit()
+        with self.session() as session:  # the claim and the ledger row in one commit
+            claims.mark_filed(session, source.name, place, self._claimer)
+            session.execute(
+                update(InboundMessage)
+                .where(col(InboundMessage.id) == result.inbound_id, col(InboundMessage.filed).is_(False))
+                .values(filed=True)
+            )
+            session.commit()
         return True
 
     def _mark_gone_as_filed(self, seen: set[int]) -> None:

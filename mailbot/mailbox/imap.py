@@ -38,6 +38,8 @@ Auth = Literal["password", "xoauth2"]
 _AUTHS: tuple[Auth, ...] = ("password", "xoauth2")
 _MAX_UID = 2**32 - 1
 _MAX_IDLE_S = 25 * 60
+_QUIET_S = 30.0
+"""A connection silent this long is checked (NOOP) before it is used to file a message."""
 """RFC 2177: clients must re-issue IDLE before the server's 30-minute logout timer."""
 
 _WIRE_ERRORS = (IMAPClientError, OSError, EOFError)
@@ -180,6 +182,8 @@ class ImapSource:
         self._selected: str | None = None
         self._uidvalidity: int | None = None
         self._listed_up_to: int | None = None
+        self._last_reply = 0.0
+        """When the server last answered (monotonic): a quiet connection is checked first."""
         """The highest inbox UID the last fetch listed: mail above it arrived since."""
         scheme = "imaps" if settings.security == "ssl" else "imap"
         suffix = {"ssl": "", "starttls": " (STARTTLS)", "none": " (plaintext)"}[settings.security]
@@ -426,6 +430,7 @@ class ImapSource:
                 response = client.fetch(batch, ["BODY.PEEK[]"])
             except _WIRE_ERRORS as e:
                 raise self._lost(e, f"fetching {len(batch)} message(s) from {inbox}") from e
+            self._last_reply = time.monotonic()
             for uid in batch:
                 item = response.get(uid)
                 data = item.get(b"BODY[]") if item is not None else None
@@ -444,8 +449,19 @@ class ImapSource:
             uid = int(message.ref)
         except ValueError as e:
             raise MailboxError(f"not an IMAP UID: {message.ref!r}") from e
-        target = self.folders[outcome]
-        self._connection(check=True)  # parsing may have taken long enough for a timeout
+        # Parsing may have taken long enough for the server to time us out, or it
+        # restarted meanwhile. A connection that answered a moment ago is used as it is
+        # (no NOOP per message); if it fails all the same, once more on a fresh one.
+        quiet = time.monotonic() - self._last_reply > _QUIET_S
+        try:
+            self._file_once(message, uid, self.folders[outcome], check=quiet)
+        except MailboxError:
+            if quiet:
+                raise
+            self._file_once(message, uid, self.folders[outcome], check=True)
+
+    def _file_once(self, message: RawMessage, uid: int, target: str, *, check: bool) -> None:
+        self._connection(check=check)
         client = self._select(message.folder)
         if message.cursor is not None and message.cursor.uidvalidity != self._uidvalidity:
             log.warning(
@@ -455,13 +471,8 @@ class ImapSource:
                 message.folder,
             )
             return
-        try:
-            present = uid in {int(u) for u in client.search(["UID", str(uid)])}
-        except _WIRE_ERRORS as e:
-            raise self._lost(e, f"looking up UID {uid}") from e
-        if not present:
-            log.info("UID %d is no longer in %s; nothing to file", uid, message.folder)
-            return
+        # No lookup first: a UID command on a UID that is gone (filed by another process,
+        # deleted by a person) is no error (RFC 3501 6.4.8) and changes nothing.
         try:
             self._move(client, uid, target)
         except IMAPClientError as e:
@@ -475,6 +486,7 @@ class ImapSource:
                 raise self._lost(e2, f"moving UID {uid} to {target}") from e2
         except _WIRE_ERRORS as e:
             raise self._lost(e, f"moving UID {uid} to {target}") from e
+        self._last_reply = time.monotonic()
         log.debug("Filed UID %d of %s into %s", uid, message.folder, target)
 
     def _move(self, client: Any, uid: int, target: str) -> None:

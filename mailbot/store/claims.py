@@ -114,12 +114,17 @@ def abandoned(claimer: str) -> bool:
 def filed(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> None:
     """Record that ``me`` moved the message: nobody claims it again."""
     with session_factory() as session:
-        session.exec(
-            update(FilingClaim)
-            .where(col(FilingClaim.source) == source, col(FilingClaim.ref) == ref, col(FilingClaim.claimed_by) == me)
-            .values(filed_at=db_clock(session))
-        )
+        mark_filed(session, source, ref, me)
         session.commit()
+
+
+def mark_filed(session: Session, source: str, ref: str, me: str) -> None:
+    """:func:`filed` inside the caller's transaction (which commits it)."""
+    session.exec(
+        update(FilingClaim)
+        .where(col(FilingClaim.source) == source, col(FilingClaim.ref) == ref, col(FilingClaim.claimed_by) == me)
+        .values(filed_at=db_clock(session))
+    )
 
 
 def release_filing(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> None:
