@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, true, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from mailbot.config import EventSettings, Settings
 from mailbot.errors import MailboxError
@@ -286,16 +286,16 @@ class App:
         it again; ``mailbot status`` would report it unfiled for ever. A fetch lists every
         message still waiting (above the high-water mark, below which all were filed),
         so a row with a final outcome that this pass did not meet is no longer there."""
+        gone = (
+            col(InboundMessage.filed).is_(False),
+            col(InboundMessage.outcome) != "pending",
+            col(InboundMessage.id).not_in(seen) if seen else true(),
+        )
         with self.session() as session:
-            session.execute(
-                update(InboundMessage)
-                .where(
-                    col(InboundMessage.filed).is_(False),
-                    col(InboundMessage.outcome) != "pending",
-                    col(InboundMessage.id).not_in(seen) if seen else true(),
-                )
-                .values(filed=True)
-            )
+            # A read first: an idle pass (nearly always nothing to mend) takes no write lock.
+            if session.exec(select(InboundMessage.id).where(*gone).limit(1)).first() is None:
+                return
+            session.execute(update(InboundMessage).where(*gone).values(filed=True))
             session.commit()
 
     def _save_cursor(self, name: str, cursor: Cursor | None, error: str | None) -> None:

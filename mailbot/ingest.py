@@ -56,7 +56,7 @@ from mailbot.replies import forward_to_organisers, open_events_reply, question_r
 from mailbot.routing import Route, route_form
 from mailbot.seats import allocate, promote
 from mailbot.store.blobs import BlobStore, sha256
-from mailbot.store.tables import InboundMessage, Registration, StoredAttachment
+from mailbot.store.tables import TEMPORARY_PREFIX, InboundMessage, Registration, StoredAttachment
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ _SMALL_IMAGE = 60 * 1024
 _NEVER_FORMS = frozenset({"bounce", "read_receipt", "own", "loop"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
-TEMPORARY_PREFIX = "temporary error, retried on a later pass: "
-"""How a pending row released after a temporary error says so (``mailbot status``)."""
 MAX_ATTEMPTS = 3
 """Failed attempts (counted in the ledger row's history) before an internal error makes
 a message needs_review; a temporary storage error is never counted."""

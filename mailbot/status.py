@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
@@ -29,11 +27,11 @@ from sqlmodel import Session, col, select
 from mailbot.config import Settings
 from mailbot import runlock
 from mailbot.errors import ConfigError, MailbotError
-from mailbot.ingest import TEMPORARY_PREFIX
 from mailbot.leadership import leaders
 from mailbot.reminders import pending_changes
 from mailbot.seats import HOLDING, seats_taken
 from mailbot.store.tables import (
+    TEMPORARY_PREFIX,
     AddressStatus,
     InboundMessage,
     MailboxState,
@@ -58,7 +56,7 @@ def open_existing(url: str) -> Engine:
 
     Never creates a file, a directory or a table (``make_engine`` and ``upgrade`` do,
     for the commands that write)."""
-    from mailbot.store.db import alembic_config, make_engine
+    from mailbot.store.db import current_revision, head_revision, make_engine
 
     try:
         parsed = make_url(url)
@@ -73,9 +71,7 @@ def open_existing(url: str) -> Engine:
                 "(`mailbot run` or `mailbot db upgrade` creates it; check --config, --db or state_dir)"
             )
     engine = make_engine(url)
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    current, head = current_revision(engine), head_revision()
     if current is None:
         engine.dispose()
         raise NoDatabase(f"{shown} holds no mailbot tables (`mailbot db upgrade` creates them)")

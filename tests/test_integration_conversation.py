@@ -49,9 +49,14 @@ registration_deadline = 2016-04-14
 
 
 class Mailbot:
+    """The command line on a test config, against the test Dovecot and SMTP sink."""
+
+    config_text = CONFIG
+    extra_env: dict[str, str] = {}
+
     def __init__(self, tmp_path: Path, dovecot: Any, smtp: Any) -> None:
         self.config = tmp_path / "mailbot.toml"
-        self.config.write_text(CONFIG, encoding="utf-8")
+        self.config.write_text(self.config_text, encoding="utf-8")
         self.tmp_path, self.dovecot, self.smtp = tmp_path, dovecot, smtp
         self.event = load_settings(self.config).event("opole-2016")
         self._seen = 0
@@ -68,7 +73,7 @@ class Mailbot:
             cwd=self.tmp_path,
             capture_output=True,
             text=True,
-            env={**os.environ, "MAILBOT_IMAP_PASSWORD": d.password},
+            env={**os.environ, "MAILBOT_IMAP_PASSWORD": d.password, **self.extra_env},
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr

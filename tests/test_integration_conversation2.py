@@ -12,11 +12,9 @@ late registration by answering the daily digest with a command and the item's to
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import sqlite3
 import subprocess
-import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import pytest
 from mailbot.config import load_settings
 
 from tests.conversation import WARSAW, form_docx, mail
+from tests.test_integration_conversation import Mailbot as CliMailbot
 
 pytestmark = pytest.mark.integration
 
@@ -82,43 +81,17 @@ def at(day: int, hour: int = 9, minute: int = 0) -> dt.datetime:
     return dt.datetime(2016, 4, day, hour, minute, tzinfo=WARSAW)
 
 
-class Mailbot:
+class Mailbot(CliMailbot):
+    config_text = CONFIG
+    extra_env = {SECRET_ENV: "integration-secret-" + "x" * 32}
+
     def __init__(self, tmp_path: Path, dovecot: Any, smtp: Any) -> None:
-        self.config = tmp_path / "mailbot.toml"
-        self.config.write_text(CONFIG, encoding="utf-8")
-        self.tmp_path, self.dovecot, self.smtp = tmp_path, dovecot, smtp
+        super().__init__(tmp_path, dovecot, smtp)
         settings = load_settings(self.config)
         self.opole, self.lublin = settings.event("opole-2016"), settings.event("lublin-2016")
-        self._seen = 0
-
-    def _cli(self, *args: str, now: str) -> subprocess.CompletedProcess[str]:
-        d, s = self.dovecot, self.smtp
-        inbox = ["--inbox", f"imaps://{d.user}@{d.host}:{d.port}/INBOX?ca_file={d.ca_file}"] if args[0] == "run" else []
-        proc = subprocess.run(
-            [
-                sys.executable, "-m", "mailbot", *args, "--config", str(self.config),
-                "--outbox", f"smtp://{s.host}:{s.port}?ca_file={s.ca_file}",
-                "--db", f"sqlite:///{self.tmp_path / 'mailbot.db'}", "--now", now, *inbox,
-            ],
-            cwd=self.tmp_path,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "MAILBOT_IMAP_PASSWORD": d.password, SECRET_ENV: "integration-secret-" + "x" * 32},
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc
-
-    def run(self, now: str) -> subprocess.CompletedProcess[str]:
-        return self._cli("run", "--once", now=now)
 
     def digest(self, now: str) -> subprocess.CompletedProcess[str]:
         return self._cli("digest", now=now)
-
-    def new_mail(self) -> list[Any]:
-        got = self.smtp.messages()
-        fresh, self._seen = got[self._seen :], len(got)
-        return fresh
 
     def db(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.tmp_path / "mailbot.db") as db:

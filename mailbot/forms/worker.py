@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # decompression bomb fails in the child instead of swapping the server.
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 _GRACE_SECONDS = 5.0
+_OUT_OF_MEMORY = "document needs too much memory"
 _READERS = ("worker", "extract", "docx", "odt", "pdf", "ocr", "image", "convert")
 _context: ForkServerContext | None = None
 
@@ -48,31 +49,6 @@ def _ctx() -> ForkServerContext:
         ctx.set_forkserver_preload([f"mailbot.forms.{name}" for name in _READERS])
         _context = ctx
     return _context
-
-
-def _child(
-    conn: multiprocessing.connection.Connection,
-    data: bytes,
-    filename: str,
-    events: Sequence[EventRef],
-    limits: Limits,
-    vocabulary: Vocabulary | None,
-    memory_limit: int,
-) -> None:
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    except (ValueError, OSError):  # a lower hard limit already applies; keep it
-        pass
-    result: Any
-    try:
-        result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
-    except MemoryError:
-        result = FormData(file=filename, status="unreadable", format=None, reason="document needs too much memory")
-    try:
-        conn.send(result)
-        conn.close()
-    except (BrokenPipeError, ConnectionResetError, EOFError):
-        pass  # the caller is gone (killed, or gave up at its deadline): nobody to answer
 
 
 def _serve(conn: multiprocessing.connection.Connection, memory_limit: int) -> None:
@@ -93,7 +69,7 @@ def _serve(conn: multiprocessing.connection.Connection, memory_limit: int) -> No
             result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
         except MemoryError:
             exhausted = True
-            result = FormData(file=filename, status="unreadable", format=None, reason="document needs too much memory")
+            result = FormData(file=filename, status="unreadable", format=None, reason=_OUT_OF_MEMORY)
         try:
             conn.send(result)
         except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -106,10 +82,12 @@ _WARM_JOBS = 200
 """Parses one warm reader serves before it is replaced."""
 
 
-class _WarmReader:
-    """The reader child kept between parses, and its pipe. One caller at a time."""
+class _Reader:
+    """A reader child and its pipe, kept between parses (the warm one) or used for one
+    file. One caller at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_limit: int = MEMORY_LIMIT_BYTES) -> None:
+        self.memory_limit = memory_limit
         self.lock = threading.Lock()
         self._proc: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -120,7 +98,7 @@ class _WarmReader:
             self.stop()
             ctx = _ctx()
             parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_serve, args=(child, MEMORY_LIMIT_BYTES), daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, self.memory_limit), daemon=True)
             proc.start()
             child.close()
             self._proc, self._conn, self._jobs = proc, parent, 0
@@ -139,19 +117,20 @@ class _WarmReader:
     def parse(self, job: tuple[Any, ...], filename: str, fmt: str | None, deadline: float) -> FormData:
         try:
             conn = self._start()
-            conn.send(job)
-        except (OSError, EOFError) as e:
+        except OSError as e:
             self.stop()
             log.error("cannot start a reader process for %s: %s", filename, e)
             return _failed(filename, fmt, f"cannot start a reader process: {e}")
-        if not conn.poll(deadline):
-            self.stop()
-            log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
-            return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
+        result: Any = None
         try:
+            conn.send(job)  # a child that died taking the job in breaks the pipe
+            if not conn.poll(deadline):
+                self.stop()
+                log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
+                return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
             result = conn.recv()
         except (EOFError, OSError):
-            result = None
+            pass
         if not isinstance(result, FormData):
             proc = self._proc
             self.stop()
@@ -159,12 +138,12 @@ class _WarmReader:
             log.warning("the reader process for %s died (exit code %s)", filename, code)
             return _failed(filename, fmt, f"the reader process died (exit code {code})")
         self._jobs += 1
-        if self._jobs >= _WARM_JOBS or result.reason == "document needs too much memory":
+        if self._jobs >= _WARM_JOBS or result.reason == _OUT_OF_MEMORY:
             self.stop()
         return result
 
 
-_warm = _WarmReader()
+_warm = _Reader()
 
 
 def parse_isolated(
@@ -185,42 +164,19 @@ def parse_isolated(
     if deadline is None:
         deadline = limits.timeout_seconds + _GRACE_SECONDS
     fmt = sniff(data)
+    job = (data, filename, tuple(events), limits, vocabulary)
     if memory_limit == MEMORY_LIMIT_BYTES and _warm.lock.acquire(blocking=False):
         try:
-            return _warm.parse((data, filename, tuple(events), limits, vocabulary), filename, fmt, deadline)
+            return _warm.parse(job, filename, fmt, deadline)
         finally:
             _warm.lock.release()
-    # Another thread is using the warm reader, or an unusual memory cap: a child of its own.
-    ctx = _ctx()
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=_child,
-        args=(sender, data, filename, tuple(events), limits, vocabulary, memory_limit),
-        daemon=True,
-    )
+    # Another thread is using the warm reader, or an unusual memory cap: a reader of its
+    # own for this one file.
+    once = _Reader(memory_limit)
     try:
-        proc.start()
-        sender.close()
-        if receiver.poll(deadline):
-            try:
-                result = receiver.recv()
-            except EOFError:
-                result = None
-            if isinstance(result, FormData):
-                return result
-            proc.join(timeout=5)
-            log.warning("the reader process for %s died (exit code %s)", filename, proc.exitcode)
-            return _failed(filename, fmt, f"the reader process died (exit code {proc.exitcode})")
-        log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
-        return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
-    except OSError as e:
-        log.error("cannot start a reader process for %s: %s", filename, e)
-        return _failed(filename, fmt, f"cannot start a reader process: {e}")
+        return once.parse(job, filename, fmt, deadline)
     finally:
-        receiver.close()
-        if proc.is_alive():
-            proc.kill()
-        proc.join(timeout=5)
+        once.stop()
 
 
 def parse_file_isolated(

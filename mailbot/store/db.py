@@ -136,13 +136,19 @@ def head_revision() -> str:
     return heads.pop()
 
 
-def _at_head(engine: Engine) -> bool:
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at; None for a database without mailbot's
+    tables (or one that cannot be read: the caller's next step says why)."""
     try:
         with engine.connect() as conn:
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except SQLAlchemyError:
-        return False  # no table yet (a new database), or unreadable: let Alembic decide
-    return current == [head_revision()]
+        return None
+    return current[0] if len(current) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    return current_revision(engine) == head_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

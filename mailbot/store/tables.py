@@ -31,6 +31,11 @@ class MailboxState(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
 
 
+TEMPORARY_PREFIX = "temporary error, retried on a later pass: "
+"""How the reason of a pending ledger row released after a temporary error begins
+(written by ingest, counted by ``mailbot status``)."""
+
+
 class InboundMessage(SQLModel, table=True):
     """Ledger of every message read, with the outcome that decides where it is filed.
 
