@@ -55,7 +55,8 @@ duplicate mails       mails the sink received more than once (same Message-ID, w
                       outbox derives from the dedupe key: one logical mail). After a kill
                       between the SMTP server's "250 OK" and the database commit the mail
                       goes out again: the documented at-least-once window ("SMTP
-                      window"). Allowed: at most 1 per 10 kills; 0 without kills.
+                      window"). Allowed: at most 1 per 10 kills, each started ten counting
+                      (1 for 5 kills, 10 for 100); 0 without kills.
 crashes               ``mailbot`` processes that ended by themselves with an unexpected exit
                       code, or printed a Python Traceback.
 slowest message       the longest time from a line of the message loop to the next

@@ -501,6 +501,8 @@ def tally(lab: Lab, fig: Figures, *, kills: int = 0) -> None:
     fig.check(not twice, f"in two folders: {[(m, where[m]) for m in twice[:3]]}")
     fig.check(not people, f"registered twice: {people[:3]}")
     fig.check(len(acked) == len(senders), f"no ack for {sorted(senders - acked)[:3]}")
-    fig.check(duplicates * 10 <= kills, f"{duplicates} duplicate mail(s) for {kills} kill(s): "
+    # At most one per ten kills, each started ten counting: one kill can land between the
+    # server's 250 and the commit (the at-least-once window) however few kills there are.
+    fig.check(duplicates <= -(-kills // 10), f"{duplicates} duplicate mail(s) for {kills} kill(s): "
               f"{[k for k, n in copies.items() if n > 1][:3]}")
     fig.check(not crashes, "; ".join(crashes[:3]))
