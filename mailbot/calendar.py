@@ -63,19 +63,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from icalendar import (
-    Alarm,
-    Calendar,
-    Event,
-    Timezone,
-    TimezoneDaylight,
-    TimezoneStandard,
-)
-from icalendar.prop import vCalAddress, vRecur, vText
-
 from mailbot.config import EventSettings
+
+# icalendar is loaded by the functions that build a file: every pass fingerprints the
+# events (:func:`event_fingerprint`), but only a pass that composes a mail needs it.
+if TYPE_CHECKING:
+    from icalendar import Calendar, Event, Timezone
 
 __all__ = [
     "CANCEL",
@@ -260,6 +256,9 @@ def _vtimezone(tz: ZoneInfo, tzid: str, year: int) -> Timezone:
     """A VTIMEZONE valid around ``year``: yearly RRULEs when the zone follows a weekday
     rule in the years around it, one fixed STANDARD when it has no changes, else the
     changes of those years listed with DTSTART and RDATE."""
+    from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
+    from icalendar.prop import vRecur
+
     years = range(year - 1, year + 2)
     per_year = [_transitions(tz, y) for y in years]
     vtz = Timezone()
@@ -417,36 +416,125 @@ def make_ics(
     if stamp.tzinfo is None or stamp.utcoffset() is None:
         stamp = stamp.replace(tzinfo=_UTC)
     start, end = event.starts_at(tz), event.calendar_end(tz, default_hours)
-    method = CANCEL if cancelled else PUBLISH
+    summary = f"{_norm(event.title)} – {_norm(event.city)}"
+    skeleton = _skeleton(
+        tz, start, end, summary, _location(event), description, organiser_email, organiser_name, cancelled, alarm
+    )
+    own = _own_lines(uid, sequence, stamp, attendee_email if cancelled else None, attendee_name)
+    return b"\r\n".join(own[line] if isinstance(line, str) else line for line in skeleton) + b"\r\n"
 
-    cal = Calendar()
-    cal.add("PRODID", PRODID)
-    cal.add("VERSION", "2.0")
-    cal.add("CALSCALE", "GREGORIAN")
-    cal.add("METHOD", method)
-    cal.add_component(_vtimezone(tz, tzid, event.date.year))
+
+_OWN = frozenset({"UID", "SEQUENCE", "DTSTAMP", "ATTENDEE"})
+"""The properties of a file that differ between addresses and mails; everything else
+is the same for every file of an event (:func:`_skeleton`)."""
+_SKELETON_STAMP = dt.datetime(2000, 1, 1, tzinfo=_UTC)
+
+
+def _own_lines(
+    uid: str, sequence: int, stamp: dt.datetime, attendee_email: str | None, attendee_name: str | None
+) -> dict[str, bytes]:
+    """The folded content lines of :data:`_OWN`, as icalendar writes them: SEQUENCE and
+    DTSTAMP (an integer, a UTC time: never folded) directly, the others by icalendar."""
+    from icalendar.parser import Contentline, Parameters
+    from icalendar.prop import vText
+
+    if attendee_email:
+        ev = _own_properties(uid, sequence, stamp, attendee_email, attendee_name)
+        return {name: ev.content_line(name, ev[name]).to_ical() for name in ev}
+    return {
+        "UID": Contentline.from_parts("UID", Parameters(), vText(uid)).to_ical(),
+        "SEQUENCE": b"SEQUENCE:%d" % sequence,
+        "DTSTAMP": stamp.astimezone(_UTC).strftime("DTSTAMP:%Y%m%dT%H%M%SZ").encode(),
+    }
+
+
+def _own_properties(
+    uid: str, sequence: int, stamp: dt.datetime, attendee_email: str | None, attendee_name: str | None
+) -> Event:
+    from icalendar import Event
+    from icalendar.prop import vCalAddress, vText
 
     ev = Event()
     ev.add("UID", uid)
     ev.add("SEQUENCE", sequence)
     ev.add("DTSTAMP", stamp.astimezone(_UTC).replace(microsecond=0))
+    if attendee_email:
+        attendee = vCalAddress(f"mailto:{attendee_email.strip()}")
+        if attendee_name and _norm(attendee_name):
+            attendee.params["CN"] = vText(_norm(attendee_name))
+        attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
+        ev.add("ATTENDEE", attendee)
+    return ev
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton(
+    tz: ZoneInfo,
+    start: dt.datetime,
+    end: dt.datetime,
+    summary: str,
+    location: str,
+    description: str,
+    organiser_email: str,
+    organiser_name: str,
+    cancelled: bool,
+    alarm: dt.timedelta | None,
+) -> tuple[bytes | str, ...]:
+    """The folded content lines of an event's file, built once: each line of
+    :data:`_OWN` is left as its property name, for :func:`make_ics` to fill in. Building
+    the VTIMEZONE and folding every line was most of a calendar file's cost."""
+    cal = _calendar(
+        tz, start, end, summary, location, description, organiser_email, organiser_name, cancelled, alarm,
+        _own_properties("-", 0, _SKELETON_STAMP, "-" if cancelled else None, None),
+    )  # fmt: skip
+    out: list[bytes | str] = []
+    for line in cal.content_lines():
+        if not line:
+            continue
+        name = line.split(":", 1)[0].split(";", 1)[0]
+        out.append(name if name in _OWN else line.to_ical())
+    return tuple(out)
+
+
+def _calendar(
+    tz: ZoneInfo,
+    start: dt.datetime,
+    end: dt.datetime,
+    summary: str,
+    location: str,
+    description: str,
+    organiser_email: str,
+    organiser_name: str,
+    cancelled: bool,
+    alarm: dt.timedelta | None,
+    own: Event,
+) -> Calendar:
+    """The VCALENDAR, with the properties of ``own`` in its VEVENT."""
+    from icalendar import Alarm, Calendar, Event
+    from icalendar.prop import vCalAddress, vText
+
+    tzid = tz.key
+    method = CANCEL if cancelled else PUBLISH
+    cal = Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("CALSCALE", "GREGORIAN")
+    cal.add("METHOD", method)
+    cal.add_component(_vtimezone(tz, tzid, start.year))
+
+    ev = Event()
+    for name in own:
+        ev.add(name, own[name])
     ev.add("DTSTART", start)
     ev.add("DTEND", end)
-    summary = f"{_norm(event.title)} – {_norm(event.city)}"
     ev.add("SUMMARY", CANCELLED_PREFIX + summary if cancelled else summary)
-    ev.add("LOCATION", _location(event))
+    ev.add("LOCATION", location)
     if description:
         ev.add("DESCRIPTION", description.replace("\r\n", "\n"))
     organizer = vCalAddress(f"mailto:{organiser_email.strip()}")
     if organiser_name:
         organizer.params["CN"] = vText(_norm(organiser_name))
     ev.add("ORGANIZER", organizer)
-    if cancelled and attendee_email:
-        attendee = vCalAddress(f"mailto:{attendee_email.strip()}")
-        if attendee_name and _norm(attendee_name):
-            attendee.params["CN"] = vText(_norm(attendee_name))
-        attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
-        ev.add("ATTENDEE", attendee)
     ev.add("STATUS", "CANCELLED" if cancelled else "CONFIRMED")
     ev.add("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE")
     if alarm is not None and not cancelled:
@@ -456,8 +544,7 @@ def make_ics(
         valarm.add("TRIGGER", -abs(alarm))
         ev.add_component(valarm)
     cal.add_component(ev)
-    data: bytes = cal.to_ical()
-    return data
+    return cal
 
 
 @dataclass(frozen=True)

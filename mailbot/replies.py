@@ -27,13 +27,16 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mailbot.address_replies import CONFIRM_SENTENCE
@@ -49,7 +52,7 @@ from mailbot.calendar import (
 from mailbot.config import DEFAULT_WORKSHOPS, EventSettings, Settings
 from mailbot.loopguard import safe_to_reply
 from mailbot.mime import ParsedMessage
-from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, enqueue, replies_today
+from mailbot.outbox import FileAttachment, ReplyTo, Sender, compose, compose_raw, enqueue, replies_today
 from mailbot.registrations import UNCONFIRMED, Applied, participants_of
 from mailbot.seats import HOLDING, waitlist_position
 from mailbot.store.tables import (
@@ -68,6 +71,7 @@ log = logging.getLogger(__name__)
 WORKSHOP_NAMES: dict[str, str] = {w.key: w.title for w in DEFAULT_WORKSHOPS}
 """The default workshop titles; a mail names its event's (:func:`workshop_names`)."""
 CALENDAR_KINDS = frozenset({"ack", "promoted", "reminder", "changed"})
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(frozen=True)
@@ -203,9 +207,52 @@ def next_calendar_sequence(
     is queued. One more than the last file to that address; for an address with no row
     yet, one more than the event's announced SEQUENCE, which every file sent before
     this table existed carried at most — so a client always takes the new file as newer.
-    The row is read FOR UPDATE (PostgreSQL), so two processes cannot hand out one number.
+    One INSERT … ON CONFLICT DO UPDATE … RETURNING on SQLite and PostgreSQL: it locks
+    the address's row, so two processes cannot hand out one number (nor both insert it).
     """
     addr = address.strip().casefold()
+    statement = _sequence_upsert(session.get_bind().dialect.name)
+    if statement is None:
+        return _next_calendar_sequence_orm(session, event_key, addr, method, now)
+    values = {"event_key": event_key, "address": addr, "method": method, "updated_at": now}
+    sequence = int(session.execute(statement, values).scalar_one())
+    loaded = session.identity_map.get(session.identity_key(CalendarSequence, (event_key, addr)))
+    if loaded is not None:  # an object this session read before: it must not go stale
+        session.expire(loaded)
+    return sequence
+
+
+@functools.cache
+def _sequence_upsert(dialect: str) -> Any:
+    """The statement of :func:`next_calendar_sequence`, built once per dialect (building
+    it cost more than running it); None where the dialect has no upsert."""
+    if dialect not in _UPSERTS:
+        return None
+    table = CalendarSequence.__table__  # type: ignore[attr-defined]
+    state = EventState.__table__  # type: ignore[attr-defined]
+    announced = (
+        sa_select(func.coalesce(func.max(state.c.sequence), 0) + 1)
+        .where(state.c.event_key == bindparam("event_key"))
+        .scalar_subquery()
+    )
+    insert: Any = _UPSERTS[dialect](table).values(
+        event_key=bindparam("event_key"), address=bindparam("address"), sequence=announced,
+        method=bindparam("method"), updated_at=bindparam("updated_at", type_=table.c.updated_at.type),
+    )  # fmt: skip
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.event_key, table.c.address],
+        set_={
+            "sequence": table.c.sequence + 1,
+            "method": insert.excluded.method,
+            "updated_at": insert.excluded.updated_at,
+        },
+    ).returning(table.c.sequence)
+
+
+def _next_calendar_sequence_orm(
+    session: Session, event_key: str, addr: str, method: str, now: dt.datetime
+) -> int:
+    """:func:`next_calendar_sequence` for a database without upserts."""
     row = session.get(CalendarSequence, (event_key, addr), with_for_update=True)
     if row is None:
         state = session.get(EventState, event_key)
@@ -396,7 +443,7 @@ class Mailer:
         threading = None
         if answering is not None and norm_address(answering.parsed.from_addr) == to.casefold():
             threading = ReplyTo(answering.parsed.message_id, answering.parsed.references)
-        message = compose(
+        message = compose_raw(
             sender=Sender(self.settings.outbox.from_address, self.settings.outbox.from_name),
             to=to,
             to_name=to_name,
@@ -418,6 +465,7 @@ class Mailer:
             now=now,
             inbound_id=answering.inbound.id if answering else None,
             registration_id=registration_id,
+            known_new=True,  # looked for above, in this transaction
         )
 
     def over_daily_cap(self, session: Session, address: str, now: dt.datetime) -> bool:

@@ -9,8 +9,9 @@ render time instead of a silently blank line in a participant's mail.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,15 +75,41 @@ _SHORT_VALUE = 25
 
 def date_pl(value: dt.date | dt.datetime) -> str:
     """'18 kwietnia 2016 r.' — the genitive month form Polish letters use."""
-    return f"{format_date(value, 'd MMMM y', locale='pl')} r."
+    return _cached(_date_pl, value)
 
 
 def weekday_pl(value: dt.date | dt.datetime) -> str:
     """'poniedziałek'."""
-    return str(format_date(value, "EEEE", locale="pl"))
+    return _cached(_weekday_pl, value)
 
 
 def time_pl(value: dt.time) -> str:
+    return _cached(_time_pl, value)
+
+
+def _cached(fmt: Callable[[Any], str], value: Any) -> str:
+    """Babel's formatting, remembered for plain dates and naive times: every mail of an
+    event prints the same few. Not for datetimes and aware times, which compare equal
+    across time zones while printing differently."""
+    if type(value) is dt.date or (type(value) is dt.time and value.tzinfo is None):
+        return _remembered(fmt, value)
+    return fmt(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered(fmt: Callable[[Any], str], value: dt.date | dt.time) -> str:
+    return fmt(value)
+
+
+def _date_pl(value: dt.date | dt.datetime) -> str:
+    return f"{format_date(value, 'd MMMM y', locale='pl')} r."
+
+
+def _weekday_pl(value: dt.date | dt.datetime) -> str:
+    return str(format_date(value, "EEEE", locale="pl"))
+
+
+def _time_pl(value: dt.time) -> str:
     return str(format_time(value, "HH:mm", locale="pl"))
 
 

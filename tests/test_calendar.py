@@ -422,3 +422,53 @@ def test_calendar_file_refuses_a_different_method() -> None:
     data = _ics().replace(b"METHOD:PUBLISH", b"METHOD:REQUEST")
     with pytest.raises(ValueError):
         calendar_file(data, "opole-2016")
+
+
+# --- files from the cached skeleton (issue 13) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"uid": "x" * 130 + "@example.pl", "sequence": 12345},  # a UID line that folds
+        {"cancelled": True, "attendee_email": " Józef.Bąk@Example.pl ", "attendee_name": "Józef Bąk, dyr.; „ZMP”" * 3},
+        {"cancelled": True, "attendee_email": "jan@example.pl", "attendee_name": None, "sequence": 2},
+        {"alarm": dt.timedelta(hours=2), "stamp": dt.datetime(2016, 3, 1, 8, 30, 15, 999999)},
+        {"tz": ZoneInfo("America/Sao_Paulo"), "default_hours": 2.5, "description": ""},
+    ],
+)
+def test_a_file_from_the_cached_skeleton_is_the_file_built_in_full(changes: dict[str, Any]) -> None:
+    from mailbot import calendar as cal
+
+    args: dict[str, Any] = {
+        "tz": WARSAW, "uid": event_uid("opole-2016", "jan@example.pl", "example.pl"), "sequence": 1, "stamp": STAMP,
+        "organiser_email": "zgloszenia@example.pl", "organiser_name": "Zespół", "description": "Opis;\nz, przecinkiem",
+        "cancelled": False, "attendee_email": None, "attendee_name": None, "default_hours": 6.0, "alarm": None,
+    }  # fmt: skip
+    args.update(changes)
+    event = _event()
+    stamp = args["stamp"] if args["stamp"].tzinfo else args["stamp"].replace(tzinfo=dt.UTC)
+    full = cal._calendar(
+        args["tz"], event.starts_at(args["tz"]), event.calendar_end(args["tz"], args["default_hours"]),
+        f"{TITLE} – Opole", cal._location(event), args["description"], args["organiser_email"],
+        args["organiser_name"], args["cancelled"], args["alarm"],
+        cal._own_properties(
+            args["uid"], args["sequence"], stamp, args["attendee_email"] if args["cancelled"] else None,
+            args["attendee_name"],
+        ),
+    ).to_ical()  # fmt: skip
+    assert make_ics(event, **args) == full
+    assert make_ics(event, **args) == full  # and again, from the cache
+
+
+def test_files_for_two_addresses_differ_only_in_their_own_lines() -> None:
+    one = _ics(uid="uid-one@example.pl", sequence=1)
+    two = _ics(uid="uid-two@example.pl", sequence=7, stamp=STAMP + dt.timedelta(days=1))
+    first, second = Calendar.from_ical(one), Calendar.from_ical(two)
+    (ev1,), (ev2,) = first.walk("VEVENT"), second.walk("VEVENT")
+    assert (str(ev1["UID"]), int(ev1["SEQUENCE"])) == ("uid-one@example.pl", 1)
+    assert (str(ev2["UID"]), int(ev2["SEQUENCE"])) == ("uid-two@example.pl", 7)
+    assert ev2.decoded("DTSTAMP") == STAMP + dt.timedelta(days=1)
+    differing = {a.split(b":")[0] for a, b in zip(one.split(b"\r\n"), two.split(b"\r\n"), strict=True) if a != b}
+    assert differing == {b"DTSTAMP", b"UID", b"SEQUENCE"}

@@ -21,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import icalendar
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailbot.reminders import announce
-from mailbot.store.tables import CalendarSequence
+from mailbot.replies import holds_calendar_entry, next_calendar_sequence
+from mailbot.store.db import make_engine, upgrade
+from mailbot.store.tables import CalendarSequence, EventState
 
+from tests import pg
 from tests.conversation import WARSAW, Conversation, calendar_of, form_docx, kinds, mail, settings_for, text_of
+
+postgres_server = pg.postgres_server
+postgres_url = pg.postgres_url
 
 APR1 = dt.datetime(2016, 4, 1, 9, 0, tzinfo=WARSAW)
 ANNA = "anna@gmina-a.example.pl"
@@ -199,3 +205,50 @@ def test_a_registrant_hears_of_a_promotion_without_an_entry_or_a_confirmation(tm
     # Anna withdrew her own seat: her entry is cancelled.
     cal, cancel = entry(to(after, ANNA))
     assert cal["METHOD"] == "CANCEL" and str(cancel["ATTENDEE"]) == f"mailto:{ANNA}"
+
+
+# --- the sequence, taken in one statement (issue 13) -----------------------------------
+
+def test_a_sequence_starts_above_the_announced_one_and_climbs_per_address(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    now = at(1)
+    with Session(engine, expire_on_commit=False) as s:
+        s.add(EventState(event_key="opole-2016", fingerprint="v1:x", sequence=4))
+        s.commit()
+        assert next_calendar_sequence(s, "opole-2016", " Jan@Example.pl ", "PUBLISH", now) == 5
+        assert next_calendar_sequence(s, "opole-2016", "jan@example.pl", "PUBLISH", now) == 6
+        assert next_calendar_sequence(s, "lublin-2016", "jan@example.pl", "PUBLISH", now) == 1  # no state: from 0
+        assert next_calendar_sequence(s, "opole-2016", "anna@example.pl", "PUBLISH", now) == 5
+        s.rollback()  # kept only with the mail: nothing was queued
+        assert s.exec(select(CalendarSequence)).all() == []
+    engine.dispose()
+
+
+def test_a_sequence_row_read_earlier_in_the_session_does_not_go_stale(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    now = at(1)
+    with Session(engine, expire_on_commit=False) as s:
+        next_calendar_sequence(s, "opole-2016", "jan@example.pl", "PUBLISH", now)
+        s.commit()
+        assert holds_calendar_entry(s, "opole-2016", "jan@example.pl")  # loads the row
+        assert next_calendar_sequence(s, "opole-2016", "jan@example.pl", "CANCEL", now) == 2
+        assert not holds_calendar_entry(s, "opole-2016", "jan@example.pl")
+        row = s.get(CalendarSequence, ("opole-2016", "jan@example.pl"))
+        assert row is not None and (row.sequence, row.method) == (2, "CANCEL")
+    engine.dispose()
+
+
+def test_the_sequence_is_taken_in_one_statement_on_postgresql_too(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    now = at(1)
+    with Session(engine) as first, Session(engine) as second:
+        assert next_calendar_sequence(first, "opole-2016", "jan@example.pl", "PUBLISH", now) == 1
+        first.commit()
+        assert next_calendar_sequence(first, "opole-2016", "jan@example.pl", "PUBLISH", now) == 2
+        first.commit()
+        assert next_calendar_sequence(second, "opole-2016", "jan@example.pl", "PUBLISH", now) == 3
+        second.commit()
+    engine.dispose()

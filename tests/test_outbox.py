@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -14,9 +16,11 @@ from sqlmodel import Session, select
 from mailbot.errors import DeliveryError
 from mailbot.outbox import (
     STUCK_AFTER,
+    FileAttachment,
     ReplyTo,
     Sender,
     compose,
+    compose_raw,
     deliver_due,
     enqueue,
     replies_today,
@@ -27,6 +31,7 @@ from mailbot.templating import Rendered
 from mailbot.transport.base import Envelope
 
 NOW = dt.datetime(2016, 4, 1, 7, 0, tzinfo=dt.UTC)
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 class RecordingTransport:
@@ -188,3 +193,98 @@ def test_polish_display_names_survive_the_round_trip_word_for_word() -> None:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["From"].addresses[0].display_name == "Konferencja „Współpraca w partnerstwach samorządowych”"
     assert parsed["To"].addresses[0].display_name == "Józef Bąk-Świętochowski"
+
+
+# --- the reply's bytes, written directly (issue 13) ------------------------------------
+
+_BOUNDARY = re.compile(rb"===============\d{19}==")
+
+
+def _same_boundaries(raw: bytes) -> bytes:
+    """``raw`` with its (random) MIME boundaries numbered in order of appearance."""
+    seen: dict[bytes, bytes] = {}
+    return _BOUNDARY.sub(lambda m: seen.setdefault(m.group(0), b"BOUNDARY-%d" % len(seen)), raw)
+
+
+ICS = FileAttachment("konferencja-opole-2016.ics", "text/calendar; method=PUBLISH; charset=UTF-8", b"BEGIN:VCALENDAR\r\n" * 30)
+CANCEL_ICS = FileAttachment(
+    "konferencja-opole-2016-odwolana.ics", "text/calendar; method=CANCEL; charset=UTF-8", b"END:VCALENDAR\r\n"
+)
+DOCX = FileAttachment("zgloszenie-opole-2016.docx", DOCX_TYPE, bytes(range(256)) * 5)
+
+
+@pytest.mark.parametrize(
+    ("to_name", "subject", "attachments", "reply_to"),
+    [
+        ("Jan Kowalski", "Potwierdzenie", (), None),
+        ("Józef Bąk-Świętochowski", "Potwierdzenie zgłoszenia [OPL00001] – Opole, 18 kwietnia 2016 r.", (ICS,), ReplyTo("m1@x.pl")),
+        ("Kowalski, Jan (dyr.)", "x" * 120, (DOCX, CANCEL_ICS), ReplyTo("o@x.pl", tuple(f"r{i}@example.pl" for i in range(14)))),
+        ("Jan\r\nBcc: victim@example.com", "Temat =?utf-8?q?nie_kodowany?=", (ICS,), None),
+        (None, "Zmiana  terminu\t konferencji", (), ReplyTo(None)),
+        ("A" * 100, "Ą" * 90, (FileAttachment("zgłoszenie.docx", DOCX_TYPE, b"x"),), None),
+    ],
+)
+def test_the_fast_composer_writes_the_bytes_the_stdlib_writes(
+    to_name: str | None, subject: str, attachments: tuple[FileAttachment, ...], reply_to: ReplyTo | None
+) -> None:
+    kw: dict[str, Any] = dict(
+        sender=Sender("zgloszenia@example.pl", "Konferencja „Współpraca w partnerstwach samorządowych”"),
+        to="jan@example.pl", to_name=to_name, rendered=Rendered(subject, "Zażółć gęślą jaźń\n" + "a " * 80 + "\n", "<p>ą</p>"),
+        kind="ack", dedupe_key="k", ref="abc123", now=NOW, reply_to=reply_to, attachments=attachments,
+    )  # fmt: skip
+    old = compose(**kw)
+    new = compose_raw(**kw)
+    assert _same_boundaries(new.raw) == _same_boundaries(old.as_bytes(policy=email.policy.SMTP))
+    assert (new.subject, new.message_id) == (str(old["Subject"]), str(old["Message-ID"]))
+
+
+def test_a_composed_reply_parses_back_with_its_headers_bodies_and_attachments() -> None:
+    composed = compose_raw(
+        sender=Sender("zgloszenia@example.pl", "Konferencja"), to="jozef@example.pl", to_name="Józef Bąk",
+        rendered=Rendered("Potwierdzenie – Opole", "Dzień dobry\n", "<p>Dzień dobry</p>"), kind="ack",
+        dedupe_key="k", ref="abc123", now=NOW, reply_to=ReplyTo("orig@example.pl"), attachments=[ICS, DOCX],
+    )  # fmt: skip
+    head, _, _ = composed.raw.partition(b"\r\n\r\n")
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert b"\n" not in composed.raw.replace(b"\r\n", b"")  # CRLF only, as SMTP wants
+    parsed = email.message_from_bytes(composed.raw, policy=email.policy.default)
+    assert parsed["To"].addresses[0].display_name == "Józef Bąk"
+    assert parsed["Subject"] == composed.subject == "Potwierdzenie – Opole"
+    assert parsed["Message-ID"] == composed.message_id
+    assert parsed["In-Reply-To"] == "<orig@example.pl>"
+    assert parsed.get_body(("plain",)).get_content() == "Dzień dobry\r\n"  # type: ignore[union-attr]
+    assert "<p>Dzień dobry</p>" in parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    files = {p.get_filename(): p for p in parsed.iter_attachments()}
+    assert files["konferencja-opole-2016.ics"].get_content_type() == "text/calendar"
+    assert files["konferencja-opole-2016.ics"].get_param("method") == "PUBLISH"
+    assert files["konferencja-opole-2016.ics"].get_content().replace("\r\n", "\n") == ICS.data.decode().replace("\r\n", "\n")
+    assert files["zgloszenie-opole-2016.docx"].get_content() == DOCX.data
+
+
+@pytest.mark.parametrize("name", ["Jan\r\nBcc: victim@example.com", "Józef\nBcc: victim@example.com", "Jan\rX-Evil: 1"])
+def test_a_name_with_a_line_break_cannot_inject_headers_into_a_composed_reply(name: str) -> None:
+    raw = compose_raw(
+        sender=Sender("zgloszenia@example.pl", "Konferencja"), to="jan@example.pl", to_name=name,
+        rendered=Rendered("Temat", "t\n", "<p>h</p>"), kind="ack", dedupe_key="k", ref="r", now=NOW,
+    ).raw  # fmt: skip
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["X-Evil"] is None
+    assert b"\nBcc:" not in raw and b"\nX-Evil" not in raw
+    assert parsed["To"].addresses[0].addr_spec == "jan@example.pl"
+    assert "\n" not in parsed["To"].addresses[0].display_name
+
+
+def test_a_composed_reply_is_queued_with_its_subject_and_message_id(session_factory: Callable[[], Session]) -> None:
+    composed = compose_raw(
+        sender=Sender("zgloszenia@example.pl", "Konferencja"), to="jan@example.pl", to_name="Jan",
+        rendered=Rendered("Potwierdzenie zgłoszenia", "t\n", "<p>h</p>"), kind="ack", dedupe_key="c1", ref="r", now=NOW,
+    )  # fmt: skip
+    with session_factory() as s:
+        row = enqueue(s, message=composed, kind="ack", dedupe_key="c1", to="Jan@example.pl", bcc=("a@x.pl",), now=NOW)
+        assert row is not None and row.id is not None
+        assert enqueue(s, message=composed, kind="ack", dedupe_key="c1", to="jan@example.pl", bcc=(), now=NOW) is None
+        s.commit()
+    with session_factory() as s:
+        stored = s.exec(select(OutboundMail)).one()
+    assert (stored.raw, stored.subject, stored.message_id) == (composed.raw, "Potwierdzenie zgłoszenia", composed.message_id)
+    assert (stored.to_addr, stored.envelope_to, stored.status, stored.attempts) == ("jan@example.pl", "Jan@example.pl\na@x.pl", "queued", 0)

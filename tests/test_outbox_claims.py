@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -290,4 +291,124 @@ def test_a_run_sends_at_most_max_per_pass_and_the_log_names_the_limit_that_held(
     assert (second.sent, second.deferred) == (1, 1)
     assert "rate limit 1/min (outbox.max_per_minute): 1 due mail(s) wait" in caplog.text
     assert sum(_delivered(tmp_path / "out").values()) == 6
+    engine.dispose()
+
+
+# --- batches of claims (issue 13) ------------------------------------------------------
+
+
+def claim_until_empty(url: str, me: str, barrier: threading.Barrier, got: list[int]) -> None:
+    """One claimer taking batches of 7 until nothing is due (the thread target)."""
+    engine = make_engine(url)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    barrier.wait(timeout=30)
+    while batch := outbox.claim_due(factory, me, NOW, 7):
+        got.extend(row.id for row in batch)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.integration)], indirect=True
+)
+def test_a_batch_claim_by_racing_claimers_never_gives_a_row_to_two_of_them(
+    store: tuple[str, Callable[[], Session]],
+) -> None:
+    url, factory = store
+    _queue(factory, MAILS)
+    barrier = threading.Barrier(3)
+    got: dict[str, list[int]] = {f"claimer-{n}": [] for n in range(3)}
+    threads = [threading.Thread(target=claim_until_empty, args=(url, me, barrier, ids)) for me, ids in got.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    everything = [i for ids in got.values() for i in ids]
+    assert len(everything) == len(set(everything)) == MAILS
+    with factory() as s:
+        rows = s.exec(select(OutboundMail)).all()
+    assert {r.status for r in rows} == {"sending"} and {r.attempts for r in rows} == {1}
+    assert all(r.id in got[r.claimed_by or ""] for r in rows)  # each row's holder is the one that got it
+    assert all(r.lease_until is not None for r in rows)
+
+
+def test_rows_claimed_but_never_tried_go_back_as_they_were(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    _queue(factory, 6)
+
+    class DropsAfterTheSecond(CopyingTransport):
+        """Sends one, loses the connection on the second, then cannot reconnect."""
+
+        sends = opens = 0
+
+        def open(self) -> None:
+            self.opens += 1
+            if self.opens > 1:
+                raise DeliveryError("connection refused", permanent=False)
+            super().open()
+
+        def send(self, envelope: Envelope) -> None:
+            self.sends += 1
+            if self.sends == 2:
+                raise DeliveryError("421 closing", permanent=False)
+            super().send(envelope)
+
+    stats = deliver_due(factory, DropsAfterTheSecond(tmp_path / "out"), now=NOW, sender="s", max_attempts=3,
+                        max_per_minute=10_000)  # fmt: skip
+    assert (stats.sent, stats.retried, stats.deferred) == (1, 2, 3)
+    with factory() as s:
+        rows = {r.dedupe_key: r for r in s.exec(select(OutboundMail))}
+    assert (rows["mail-0"].status, rows["mail-0"].attempts) == ("sent", 1)
+    assert (rows["mail-1"].status, rows["mail-1"].attempts) == ("retry", 1)  # tried and failed
+    assert (rows["mail-2"].status, rows["mail-2"].attempts, rows["mail-2"].last_error) == ("retry", 0, "connection refused")
+    for key in ("mail-3", "mail-4", "mail-5"):  # never tried: as if never claimed
+        r = rows[key]
+        assert (r.status, r.attempts, r.claimed_by, r.claimed_at, r.lease_until) == ("queued", 0, None, None, None)
+    engine.dispose()
+
+
+def test_a_renewed_batch_keeps_only_the_rows_still_held(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    _queue(factory, 3)
+    batch = outbox.claim_due(factory, "me", NOW, 3)
+    assert [r.dedupe_key for r in batch] == ["mail-0", "mail-1", "mail-2"]
+    with factory() as s:  # the sweeper gave mail-1 back and another process took it
+        s.execute(sa.text("UPDATE outbound_mail SET claimed_by = 'other', lease_until = NULL WHERE dedupe_key = 'mail-1'"))
+        s.commit()
+    with factory() as s:
+        held = outbox._renew(s, batch, "me")
+    assert [r.dedupe_key for r in held] == ["mail-0", "mail-2"]
+    with engine.connect() as conn:
+        leases = dict(conn.execute(sa.text("SELECT dedupe_key, lease_until IS NOT NULL FROM outbound_mail")).all())
+    assert leases == {"mail-0": 1, "mail-1": 0, "mail-2": 1}
+    engine.dispose()
+
+
+def test_the_per_run_cap_counts_tried_mails_not_claims_given_back(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    _queue(factory, 6)
+
+    class DropsTheSecond(CopyingTransport):
+        sends = 0
+
+        def send(self, envelope: Envelope) -> None:
+            self.sends += 1
+            if self.sends == 2:
+                raise DeliveryError("421 closing", permanent=False)
+            super().send(envelope)
+
+    stats = deliver_due(factory, DropsTheSecond(tmp_path / "out"), now=NOW, sender="s", max_attempts=3,
+                        max_per_minute=10_000, limit=4)  # fmt: skip
+    assert (stats.sent, stats.retried, stats.deferred) == (3, 1, 2)
+    with factory() as s:
+        status = {r.dedupe_key: (r.status, r.attempts) for r in s.exec(select(OutboundMail))}
+    assert status == {
+        "mail-0": ("sent", 1), "mail-1": ("retry", 1), "mail-2": ("sent", 1), "mail-3": ("sent", 1),
+        "mail-4": ("queued", 0), "mail-5": ("queued", 0),
+    }  # fmt: skip
     engine.dispose()

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from jinja2 import UndefinedError
@@ -485,3 +486,17 @@ def test_subject_is_one_line(templates: Templates) -> None:
     for kind in KINDS:
         subject = render(templates, kind).subject
         assert "\n" not in subject and not re.search(r"\s{2,}", subject)
+
+
+def test_remembered_dates_never_mix_up_time_zones_or_types() -> None:
+    """The babel filters are cached for plain dates and naive times only: an aware
+    datetime compares equal to the same instant in another zone but prints its own day."""
+    utc = dt.datetime(2016, 4, 17, 23, 30, tzinfo=dt.UTC)
+    warsaw = utc.astimezone(ZoneInfo("Europe/Warsaw"))
+    assert utc == warsaw
+    assert date_pl(utc) == "17 kwietnia 2016 r." and date_pl(warsaw) == "18 kwietnia 2016 r."
+    assert weekday_pl(utc) == "niedziela" and weekday_pl(warsaw) == "poniedziałek"
+    assert date_pl(dt.date(2016, 4, 18)) == date_pl(dt.date(2016, 4, 18)) == "18 kwietnia 2016 r."
+    assert date_pl(dt.datetime(2016, 4, 18, 0, 0)) == "18 kwietnia 2016 r."
+    assert time_pl(dt.time(11, 0)) == time_pl(dt.time(11, 0)) == "11:00"
+    assert time_pl(dt.time(9, 5)) == "09:05"

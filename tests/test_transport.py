@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,47 @@ def test_maildir_transport_is_idempotent(tmp_path: Path) -> None:
     t.send(env)
     assert list((tmp_path / "out" / "new").iterdir()) == []
     assert len(list((tmp_path / "out" / "cur").iterdir())) == 1
+
+
+@pytest.mark.integration
+def test_a_busy_connection_is_not_checked_before_every_mail_but_a_dropped_one_is_replaced(
+    smtp_server: Any, transport: SmtpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No NOOP between mails of a batch; a connection that went away before MAIL FROM
+    was answered is replaced once and the mail still goes out (nothing reached the server)."""
+    noops = _count_noops(monkeypatch)
+    for n in range(1, 4):
+        transport.send(envelope(n))
+    assert smtp_server.connections() == 1 and noops == []
+    smtp_server.restart()
+    transport.send(envelope(4))
+    assert [m.message["Subject"] for m in smtp_server.messages()][-1] == "Your registration 4"
+    assert smtp_server.connections() == 2
+
+
+@pytest.mark.integration
+def test_an_idle_connection_is_checked_with_noop_first(
+    smtp_server: Any, transport: SmtpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbot.transport import smtp
+
+    monkeypatch.setattr(smtp, "CHECK_IDLE_AFTER", -1.0)  # every connection counts as idle
+    noops = _count_noops(monkeypatch)
+    transport.send(envelope(1))
+    smtp_server.restart()
+    transport.send(envelope(2))
+    assert len(smtp_server.messages()) == 2 and smtp_server.connections() == 2
+    assert len(noops) == 2
+
+
+def _count_noops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every NOOP smtplib sends from now on."""
+    sent: list[int] = []
+    noop = smtplib.SMTP.noop
+
+    def counting(self: smtplib.SMTP) -> tuple[int, bytes]:
+        sent.append(1)
+        return noop(self)
+
+    monkeypatch.setattr(smtplib.SMTP, "noop", counting)
+    return sent

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mailbot.config import OutboxSettings
 from mailbot.errors import ConfigError
-from mailbot.oauth import TokenProvider
 from mailbot.transport.base import Transport
 from mailbot.transport.maildir import MaildirTransport
-from mailbot.transport.smtp import SmtpSettings, SmtpTransport
+
+if TYPE_CHECKING:
+    from mailbot.oauth import TokenProvider
 
 
 def transport_from_settings(settings: OutboxSettings) -> Transport:
     if settings.kind == "maildir":
         return MaildirTransport(settings.path)
     assert settings.host  # validated in config
+    # smtplib and the OAuth client are loaded only for an SMTP outbox.
+    from mailbot.oauth import TokenProvider
+    from mailbot.transport.smtp import SmtpSettings, SmtpTransport
+
     provider: TokenProvider | None = None
     password: str | None = None
     if settings.auth == "xoauth2":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ _SECURITIES: tuple[Security, ...] = ("ssl", "starttls", "none")
 _DEFAULT_PORTS: dict[Security, int] = {"ssl": 465, "starttls": 587, "none": 25}
 Auth = Literal["password", "xoauth2"]
 _AUTHS: tuple[Auth, ...] = ("password", "xoauth2")
+CHECK_IDLE_AFTER = 30.0
+"""Seconds a connection may sit idle before it is checked with NOOP before a mail."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,10 +106,16 @@ class SmtpTransport:
         user = f"{settings.username}@" if settings.username else ""
         self.name = f"{scheme}://{user}{settings.host}:{settings.effective_port}"
         self._conn: smtplib.SMTP | None = None
+        self._used_at = 0.0
+        """When the connection last answered a mail transaction (monotonic clock)."""
+        self._fresh = False
+        """The connection was opened for the mail now being sent: a failure is real."""
 
     def open(self) -> None:
         if self._conn is None:
             self._conn = self._connect()
+            self._fresh = True
+            self._used_at = time.monotonic()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -210,8 +219,10 @@ class SmtpTransport:
         conn.auth("XOAUTH2", _xoauth2_responder(user, token.value), initial_response_ok=True)
 
     def _connection(self) -> smtplib.SMTP:
-        """The open connection, checked with NOOP so a server-side idle timeout costs no send."""
-        if self._conn is not None:
+        """The open connection. One idle for longer than :data:`CHECK_IDLE_AFTER` is
+        checked with NOOP first; a recently used one is trusted (a NOOP per mail was a
+        round trip each), and :meth:`send` starts over once if it turns out dropped."""
+        if self._conn is not None and time.monotonic() - self._used_at > CHECK_IDLE_AFTER:
             try:
                 code, _ = self._conn.noop()
             except (smtplib.SMTPException, OSError):
@@ -221,7 +232,35 @@ class SmtpTransport:
                 self._reset()
         if self._conn is None:
             self._conn = self._connect()
+            self._fresh = True
         return self._conn
+
+    def _transaction(self, envelope: Envelope, options: list[str]) -> dict[str, tuple[int, bytes]]:
+        """One mail transaction, as smtplib's ``sendmail``; a trusted connection that
+        went away before MAIL FROM was answered (nothing of this mail reached the
+        server) is replaced once."""
+        conn = self._connection()
+        try:
+            code, resp = _mail_from(conn, envelope, options)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            if self._fresh:
+                raise
+            code, resp = 421, b"connection dropped"
+        if code == 421 and not self._fresh:  # the server's idle timeout, usually
+            log.info("SMTP connection to %s was dropped; reconnecting", self.name)
+            self._reset()
+            conn = self._connection()
+            code, resp = _mail_from(conn, envelope, options)
+        self._fresh = False
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                _rset(conn)
+            raise smtplib.SMTPSenderRefused(code, resp, envelope.sender)
+        refused = _rcpt_and_data(conn, envelope)
+        self._used_at = time.monotonic()
+        return refused
 
     def send(self, envelope: Envelope) -> None:
         if not envelope.recipients:
@@ -229,11 +268,8 @@ class SmtpTransport:
         addresses = [envelope.sender, *envelope.recipients]
         # Non-ASCII addresses need SMTPUTF8; smtplib refuses them otherwise.
         options = ["SMTPUTF8"] if any(not a.isascii() for a in addresses) else []
-        conn = self._connection()
         try:
-            refused = conn.sendmail(
-                envelope.sender, list(envelope.recipients), envelope.data, mail_options=options
-            )
+            refused = self._transaction(envelope, options)
         except smtplib.SMTPNotSupportedError as e:
             # Only SMTPUTF8 can get here; this server will never accept these addresses.
             self._reset()
@@ -271,6 +307,49 @@ class SmtpTransport:
                 ", ".join(f"{rcpt} ({code})" for rcpt, (code, _msg) in refused.items()),
             )
         log.debug("Sent %s via %s", envelope.dedupe_key, self.name)
+
+
+def _mail_from(conn: smtplib.SMTP, envelope: Envelope, options: list[str]) -> tuple[int, bytes]:
+    """MAIL FROM as smtplib's ``sendmail`` sends it (SIZE, the options)."""
+    conn.ehlo_or_helo_if_needed()
+    esmtp_opts = []
+    if conn.does_esmtp:
+        if conn.has_extn("size"):
+            esmtp_opts.append(f"size={len(envelope.data)}")
+        esmtp_opts.extend(options)
+    return conn.mail(envelope.sender, esmtp_opts)
+
+
+def _rset(conn: smtplib.SMTP) -> None:
+    """RSET, ignoring a connection already gone (as ``sendmail`` does)."""
+    try:
+        conn.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def _rcpt_and_data(conn: smtplib.SMTP, envelope: Envelope) -> dict[str, tuple[int, bytes]]:
+    """The rest of smtplib's ``sendmail`` after MAIL FROM: the same replies, the same
+    exceptions, the refused recipients returned when some were accepted."""
+    refused: dict[str, tuple[int, bytes]] = {}
+    for rcpt in envelope.recipients:
+        code, resp = conn.rcpt(rcpt)
+        if code not in (250, 251):
+            refused[rcpt] = (code, resp)
+        if code == 421:
+            conn.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(envelope.recipients):
+        _rset(conn)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, resp = conn.data(envelope.data)
+    if code != 250:
+        if code == 421:
+            conn.close()
+        else:
+            _rset(conn)
+        raise smtplib.SMTPDataError(code, resp)
+    return refused
 
 
 def _xoauth2_responder(user: str, token: str) -> Callable[..., str]:
