@@ -18,9 +18,10 @@ changes the registration, so it is kept as a new version like a corrected form.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import ColumnElement, LargeBinary, cast, func, or_
 from sqlmodel import Session, col, select
 
 from mailbot.address_replies import AddressAnswer, Doubt, read_address_reply
@@ -57,10 +58,16 @@ def unconfirmed(session: Session, regs: Iterable[Registration]) -> list[tuple[Re
     for reg in regs:
         if reg.status not in OPEN or reg.id is None:
             continue
-        out.extend(
-            (reg, p) for p in participants_of(session, reg.id) if p.email_check == UNCONFIRMED and p.status != "cancelled"
-        )
+        out.extend(unconfirmed_on(reg, participants_of(session, reg.id)))
     return out
+
+
+def unconfirmed_on(reg: Registration, people: Iterable[Participant]) -> list[tuple[Registration, Participant]]:
+    """:func:`unconfirmed` for one registration whose people are in hand (a form just
+    applied): nothing read back from the database."""
+    if reg.status not in OPEN:
+        return []
+    return [(reg, p) for p in people if p.email_check == UNCONFIRMED and p.status != "cancelled"]
 
 
 def settle(
@@ -114,13 +121,15 @@ def by_envelope(
     sender = norm_address(parsed.from_addr)
     if not sender:
         return result
-    candidates = session.exec(
+    linked_ids = {r.id for r in linked}
+    query = (
         select(Registration, Participant)
         .join(Participant, col(Participant.registration_id) == col(Registration.id))
         .where(Participant.email_check == UNCONFIRMED, col(Registration.status).in_(OPEN))
         .order_by(col(Registration.id), col(Participant.position))
-    ).all()
-    linked_ids = {r.id for r in linked}
+    )
+    narrow = _may_match(session, sender, linked_ids)
+    candidates = session.exec(query if narrow is None else query.where(narrow)).all()
     for reg, person in candidates:
         if person.status == "cancelled":
             continue
@@ -131,6 +140,33 @@ def by_envelope(
             what = "corrected" if change else "confirmed"
             result.add(reg, person, f"{what} the e-mail of {person.full_name or '(no name)'} by its own message", change)
     return result
+
+
+def _may_match(session: Session, sender: str, linked_ids: Collection[int | None]) -> ColumnElement[bool] | None:
+    """A filter keeping every unconfirmed person ``sender`` may settle (and a few
+    more; :func:`by_envelope` still judges each), so the doubts of all past events are
+    not read for every message. None when no such filter is sure (a non-ASCII sender,
+    an unknown database): then all are read, as before.
+
+    An ASCII address equals ``sender`` case- and space-blind only if its lower case
+    contains it; an address with other characters (``casefold`` can map them to
+    ASCII) is always kept."""
+    if not sender.isascii():
+        return None
+    email = col(Participant.email)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        non_ascii = func.length(email) != func.length(cast(email, LargeBinary))
+    elif dialect == "postgresql":
+        non_ascii = func.octet_length(email) != func.length(email)
+    else:
+        return None
+    ids = [i for i in linked_ids if i is not None]
+    return or_(
+        func.lower(email).contains(sender, autoescape=True),
+        non_ascii,
+        *([col(Registration.id).in_(ids)] if ids else []),
+    )
 
 
 @dataclass(frozen=True)

@@ -186,16 +186,14 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
     and is taken up again on a later pass, instead of being filed with a final outcome.
     """
     now = ctx.now()
-    # The headers alone identify a message: a re-fetched one is filed without walking its
-    # MIME tree again, and an oversized one is never opened at all.
-    headers = parse_message(_headers_only(raw.data), ctx.mime_limits)
-    key = dedupe_key(raw.data, headers.message_id)
+    parsed, message_id = _read(ctx, raw)
+    key = dedupe_key(raw.data, message_id)
     ref = key[:10]
     try:
-        claimed = _claim(ctx, raw, headers, key, ref, now)
+        claimed = _claim(ctx, raw, parsed, key, ref, now)
         if isinstance(claimed, MessageResult):
             return claimed
-        return _run_claimed(ctx, raw, headers, claimed, ref, now)
+        return _run_claimed(ctx, raw, parsed, claimed, ref, now)
     except StorageUnavailable:
         raise
     except Exception as e:
@@ -204,19 +202,34 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
         raise _unavailable(ref, e) from e
 
 
+def _read(ctx: IngestContext, raw: RawMessage) -> tuple[ParsedMessage, str | None]:
+    """The message read once (an oversized one only as far as its headers), and the
+    Message-ID its dedupe key uses: the one its header block gives, as before."""
+    head = _headers_only(raw.data)
+    too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
+    parsed = parse_message(head if too_large else raw.data, ctx.mime_limits)
+    if too_large or _HEADER_END.search(head) is not None:
+        return parsed, parsed.message_id
+    # No end of the header block in sight: the key has always been read from the cut.
+    return parsed, parse_message(head, ctx.mime_limits).message_id
+
+
 def _claim(
     ctx: IngestContext, raw: RawMessage, headers: ParsedMessage, key: str, ref: str, now: dt.datetime
-) -> int | MessageResult:
+) -> InboundMessage | int | MessageResult:
     """Insert the ledger row in its own transaction before any work: the unique dedupe
     key makes exactly one process the owner; any other finds the row and files the
-    message as the owner decided (or takes it up when the owner gave up or died)."""
+    message as the owner decided (or takes it up when the owner gave up or died).
+    The row itself when this process inserted it (nothing to read back), else the id
+    of the row it took up."""
     lease = _lease()
     digest = sha256(raw.data)
     for _ in range(3):
         row = _ledger_row(headers, raw, key, ref, digest, now)
         row.reason = lease
         try:
-            return _insert(ctx, row)
+            _insert(ctx, row)
+            return row
         except IntegrityError:
             pass
         except Exception as e:
@@ -323,20 +336,26 @@ def _alive(pid: int) -> bool:
 
 
 def _run_claimed(
-    ctx: IngestContext, raw: RawMessage, headers: ParsedMessage, inbound_id: int, ref: str, now: dt.datetime
+    ctx: IngestContext,
+    raw: RawMessage,
+    parsed: ParsedMessage,
+    claimed: InboundMessage | int,
+    ref: str,
+    now: dt.datetime,
 ) -> MessageResult:
-    """Store, read and decide a claimed message. An internal error is retried (each
-    failed attempt noted in the row's history) and gives needs_review only after
+    """Store and decide a claimed message. An internal error is retried (each failed
+    attempt noted in the row's history) and gives needs_review only after
     :data:`MAX_ATTEMPTS`; a temporary storage error releases the claim and raises."""
-    too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
-    parsed = headers if too_large else parse_message(raw.data, ctx.mime_limits)
+    fresh = claimed if isinstance(claimed, InboundMessage) else None
+    inbound_id = claimed if isinstance(claimed, int) else claimed.id
+    assert inbound_id is not None
     failures = 0
     while True:
         try:
             ctx.blobs.put(raw.data)
             with ctx.session_factory() as session:
-                inbound = session.get(InboundMessage, inbound_id)
-                assert inbound is not None
+                inbound = _ledger_in(session, fresh, inbound_id)
+                fresh = None  # a retry reads the row: the failed attempt may have changed it
                 decision = _decide(ctx, session, inbound, parsed, raw, now)
                 inbound.outcome = decision.outcome
                 inbound.reason = _bounded("; ".join(decision.reasons), 2000)
@@ -365,6 +384,17 @@ def _run_claimed(
         registrations=tuple(decision.registrations),
         replies=tuple(decision.replies),
     )
+
+
+def _ledger_in(session: Session, fresh: InboundMessage | None, inbound_id: int) -> InboundMessage:
+    """The claimed ledger row in ``session``: the one just inserted as it is (its values
+    are what the database holds), else read by id."""
+    if fresh is not None:
+        session.add(fresh)
+        return fresh
+    inbound = session.get(InboundMessage, inbound_id)
+    assert inbound is not None
+    return inbound
 
 
 def _note_attempt(ctx: IngestContext, inbound_id: int, error: Exception) -> int:
@@ -733,6 +763,7 @@ def _decide(
             forms.append((stored, form))
         elif form.status == "unreadable" and _worth_a_look(form, att):
             unreadable.append(f"{att.filename}: {form.reason or 'unreadable'}")
+    session.flush()  # the attachments' ids, which registrations point to: one INSERT for all
     for why in budget.notes():
         decision.escalate("needs_review", why)
     if (dups := budget.duplicates_note()) is not None:
@@ -1007,7 +1038,7 @@ def _register(
         allocate(session, event_key, event.capacity, applied.added, now)
         waiting = sum(1 for p in applied.added if p.status == "waitlisted")
         verb = "registered" if applied.created else "corrected"
-        doubted = len(doubts.unconfirmed(session, [reg]))
+        doubted = len(doubts.unconfirmed_on(reg, applied.people))
         decision.reasons.append(
             f"{verb} {reg.code} for {event_key}"
             + (f" (incomplete: {len(applied.blocking_problems)} problem(s))" if applied.blocking_problems else "")
@@ -1077,7 +1108,7 @@ def _budget(settings: Settings) -> MessageBudget:
 def _parse_attachment(
     ctx: IngestContext, session: Session, inbound_id: int, att: Attachment, seconds_left: float
 ) -> tuple[StoredAttachment, FormData]:
-    digest = ctx.blobs.put(att.data)
+    digest = ctx.blobs.put(att.data, durable=False)  # re-created from the raw mail if lost
     # The document's own deadline, cut short when the message's shared budget ends first.
     deadline = seconds_left if seconds_left < ctx.form_limits.timeout_seconds else None
     form = parse_isolated(
@@ -1096,8 +1127,7 @@ def _parse_attachment(
         parse_reason=_bounded(form.reason or None, 2000),
         parse_json=_bounded(json.dumps(form.to_json(), ensure_ascii=False), None),
     )
-    session.add(stored)
-    session.flush()
+    session.add(stored)  # flushed with the message's other attachments
     return stored, form
 
 

@@ -69,6 +69,8 @@ class Applied:
     settled: tuple[Participant, ...] = ()
     """People already on the registration whose unconfirmed address this form settled
     (a new address, read without doubt): they are owed the mail they were not sent."""
+    people: tuple[Participant, ...] = ()
+    """Everyone the registration lists now, in form order (no need to read them back)."""
 
 
 def _fold(text: str | None) -> str:
@@ -105,7 +107,10 @@ def blocking_problems(form: FormData, *, event_defaulted: bool) -> tuple[Problem
 
 class _CodesInUse:
     """``code in taken`` as one lookup in the unique index on ``registration.code``:
-    a collision is rare, so probing beats loading every code of every registration."""
+    a collision is rare, so probing beats loading every code of every registration.
+    Two processes picking the same new code at once is rarer still: the index refuses
+    the second, whose message is tried again (:data:`mailbot.ingest.MAX_ATTEMPTS`) and
+    then probes the committed code and takes the next candidate."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -190,14 +195,15 @@ def _copy_check(person: Participant, previous: Participant, *, with_settlement: 
 
 
 def _snapshot(session: Session, reg: Registration) -> str:
-    people = session.exec(
-        select(Participant)
-        .where(Participant.registration_id == reg.id)
-        .order_by(col(Participant.position))
-    ).all()
+    assert reg.id is not None
+    return json.dumps(_state(reg, participants_of(session, reg.id)), ensure_ascii=False, sort_keys=True)
+
+
+def _state(reg: Registration, people: Iterable[Participant]) -> dict[str, Any]:
+    """The registration and its people as a version stores them."""
     data = reg.model_dump(mode="json")
     data["participants"] = [p.model_dump(mode="json", exclude={"id", "registration_id"}) for p in people]
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return data
 
 
 def find_correction_target(
@@ -216,9 +222,15 @@ def find_correction_target(
         )
         .order_by(col(Registration.id).desc())
     ).all()
+    if not candidates:
+        return None
+    people: dict[int | None, list[Participant]] = {r.id: [] for r in candidates}
+    for p in session.exec(
+        select(Participant).where(col(Participant.registration_id).in_([r.id for r in candidates]))
+    ).all():
+        people[p.registration_id].append(p)
     for reg in candidates:
-        old = session.exec(select(Participant).where(Participant.registration_id == reg.id)).all()
-        old_keys = people_keys((p.full_name, p.email) for p in old)
+        old_keys = people_keys((p.full_name, p.email) for p in people[reg.id])
         if new_keys & old_keys or (not new_keys and not old_keys):
             return reg
     return None
@@ -276,7 +288,8 @@ def apply_form(
     before: dict[str, object] = {}
     if target is not None:
         assert target.id is not None
-        before = json.loads(_snapshot(session, target))
+        old_people = list(participants_of(session, target.id))
+        before = json.loads(json.dumps(_state(target, old_people), ensure_ascii=False, sort_keys=True))
         session.add(
             RegistrationVersion(
                 registration_id=target.id,
@@ -286,7 +299,6 @@ def apply_form(
                 replaced_at=now,
             )
         )
-        old_people = list(participants_of(session, target.id))
         for old in old_people:
             session.delete(old)
         for key, value in fields.items():
@@ -302,11 +314,13 @@ def apply_form(
         )
         created = True
     session.add(reg)
-    session.flush()
+    if reg.id is None:
+        session.flush()  # a new registration: its people need its id
     assert reg.id is not None
     unmatched_old = list(old_people)
     added: list[Participant] = []
     settled: list[Participant] = []
+    people: list[Participant] = []
     for i, p in enumerate(form.participants):
         keys = people_keys([(p.full_name, p.email)])
         previous = next(
@@ -340,14 +354,15 @@ def apply_form(
             # New, or back after withdrawing: a seat or the queue, like anyone new.
             added.append(person)
         session.add(person)
-    session.flush()
+        people.append(person)
+    session.flush()  # one flush for the people, the version and the replaced rows
     removed = tuple(
         PersonGone(full_name=o.full_name, email=o.email, status=o.status,
                    email_unconfirmed=o.email_check == UNCONFIRMED)
         for o in unmatched_old
         if o.status != "cancelled"
     )
-    changes = describe_changes(before, json.loads(_snapshot(session, reg))) if before else ()
+    changes = describe_changes(before, _state(reg, people)) if before else ()
     return Applied(
         registration=reg,
         created=created,
@@ -356,6 +371,7 @@ def apply_form(
         removed=removed,
         changes=changes,
         settled=tuple(p for p in settled if p not in added),
+        people=tuple(people),
     )
 
 

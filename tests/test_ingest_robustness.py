@@ -20,12 +20,14 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from mailbot import ingest
+from mailbot import ingest, registrations
 from mailbot.app import build_app, event_header, fixed_clock
 from mailbot.config import Settings
 from mailbot.errors import MailboxError
 from mailbot.forms.blank import DOCX_MIME, FilledValues, make_docx
 from mailbot.forms.model import Consents, Institution, Participant
+from mailbot.mime import parse_message
+from mailbot.registrations import make_code
 from mailbot.samples import write_maildir
 from mailbot.store.blobs import BlobStore
 from mailbot.store.tables import InboundMessage, MailboxState, Registration
@@ -112,7 +114,7 @@ def test_a_value_the_database_refuses_is_recorded_as_could_not_be_stored(
     assert _inbox(settings) == []
 
 
-def _full_disk(self: BlobStore, data: bytes) -> str:
+def _full_disk(self: BlobStore, data: bytes, *, durable: bool = True) -> str:
     raise OSError(errno.ENOSPC, "No space left on device", str(self.root))
 
 
@@ -322,3 +324,85 @@ def test_two_processes_on_one_store_record_every_message_once(tmp_path: Path) ->
         regs = s.exec(select(Registration)).all()
         assert len(regs) == MESSAGES
         assert sorted(r.source_inbound_id for r in regs) == sorted(r.id or 0 for r in rows)
+
+
+# --- one read, one fsync per message (issue 13) ------------------------------------------
+
+
+def test_a_message_is_read_once_and_its_raw_copy_alone_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    write_maildir([s for s in samples_for(settings) if s.name == GOOD], settings.mailbox.path)
+    app = build_app(settings, clock=fixed_clock(NOW))
+    reads: list[int] = []
+    real_parse = ingest.parse_message
+    monkeypatch.setattr(ingest, "parse_message", lambda raw, *a: reads.append(len(raw)) or real_parse(raw, *a))
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    (result,) = app.run_once().results
+    assert result.outcome == "registered"
+    assert len(reads) == 1  # the dedupe key and the decision share one MIME walk
+    blob_syncs = [p for p in synced if p.startswith(str(app.blobs.root))]
+    assert len(blob_syncs) == 1  # the raw mail; the attachment is made again from it if lost
+    with app.session() as s:
+        row = s.exec(select(InboundMessage)).one()
+    assert app.blobs.path_for(row.raw_sha256).exists()
+
+
+def test_a_rename_a_power_cut_undid_is_redone_on_the_next_read(tmp_path: Path) -> None:
+    """The raw mail is fsynced under its written-aside name; its final name is the
+    hash of its content, so a lost rename is found again, never a lost mail."""
+    blobs = BlobStore(tmp_path / "blobs")
+    digest = blobs.put(b"raw mail")
+    path = blobs.path_for(digest)
+    path.rename(path.with_name(".tmp-x1y2"))
+    (path.parent / ".tmp-other").write_bytes(b"half a write")
+    assert blobs.exists(digest) and blobs.get(digest) == b"raw mail"
+    assert path.read_bytes() == b"raw mail" and (path.parent / ".tmp-other").exists()
+    with pytest.raises(FileNotFoundError):
+        blobs.get("ab" * 32)
+
+
+def test_a_blob_a_power_cut_left_short_is_written_again(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    digest = blobs.put(b"form.docx bytes", durable=False)
+    blobs.path_for(digest).write_bytes(b"")  # what an un-fsynced write can leave
+    assert blobs.put(b"form.docx bytes", durable=False) == digest
+    assert blobs.get(digest) == b"form.docx bytes"
+
+
+def test_a_code_another_process_took_at_the_same_moment_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unique index refuses a code committed by another process after this one
+    probed it; the message's next attempt probes again and takes the next candidate."""
+    settings = make_settings(tmp_path)
+    (sample,) = [s for s in samples_for(settings) if s.name == GOOD]
+    write_maildir([sample], settings.mailbox.path)
+    app = build_app(settings, clock=fixed_clock(NOW))
+    key = ingest.dedupe_key(sample.data, parse_message(sample.data).message_id)
+    wanted = make_code("opole-2016", f"{key}:0")
+    with app.session() as s:
+        other = InboundMessage(dedupe_key="other", ref="other", raw_sha256="0" * 64, size=1, source="t")
+        s.add(other)
+        s.flush()
+        assert other.id is not None
+        s.add(Registration(code=wanted, event_key="opole-2016", source_inbound_id=other.id))
+        s.commit()
+    probes: list[object] = []
+    real = registrations._CodesInUse.__contains__
+
+    def racing(self: registrations._CodesInUse, code: object) -> bool:
+        probes.append(code)
+        return False if len(probes) == 1 else real(self, code)  # the first probe came too early
+
+    monkeypatch.setattr(registrations._CodesInUse, "__contains__", racing)
+    (result,) = app.run_once().results
+    assert result.outcome == "registered"
+    (code,) = result.registrations
+    assert code != wanted and code == make_code("opole-2016", f"{key}:0", taken={wanted})
+    with app.session() as s:
+        row = s.exec(select(InboundMessage).where(InboundMessage.id == result.inbound_id)).one()
+        assert [e["action"] for e in row.history_entries()] == ["attempt_failed"]

@@ -10,7 +10,9 @@ import pytest
 from sqlmodel import Session, select
 
 from mailbot.forms.model import Consents, FormData, Institution, Participant, Problem
-from mailbot.registrations import apply_form, blocking_problems, make_code, participants_of
+from mailbot.doubts import by_envelope, unconfirmed
+from mailbot.mime import ParsedMessage
+from mailbot.registrations import apply_form, blocking_problems, find_correction_target, make_code, participants_of
 from mailbot.store.db import make_engine, upgrade
 from mailbot.store.tables import InboundMessage, Registration, RegistrationVersion
 
@@ -97,3 +99,65 @@ def test_codes_are_short_stable_and_unique() -> None:
     code = make_code("opole-2016", "seed")
     assert code == make_code("opole-2016", "seed") and len(code) == 9
     assert make_code("opole-2016", "seed", taken={code}) != code
+
+
+# --- codes and corrections without reading the whole table (issue 13) -----------------
+
+
+def test_a_code_already_taken_is_retried_with_the_next_candidate(session: Session) -> None:
+    """The unique index on the code answers "taken?" for the one candidate; a collision
+    (a few in 10,000 registrations) takes the next candidate of the same seed."""
+    first = make_code("opole-2016", "s2")
+    other = apply(session, form(("Ewa Lis", "e@nysa.pl")), 1, sender="ewa@opole.pl")
+    other.code = first
+    session.add(other)
+    session.commit()
+    reg = apply(session, form(("Anna Nowak", "a@nysa.pl")), 2)
+    assert reg.code != first and reg.code == make_code("opole-2016", "s2", taken={first})
+
+
+def test_the_correction_target_is_found_among_several_registrations_of_the_sender(session: Session) -> None:
+    older = apply(session, form(("Anna Nowak", "a@nysa.pl")), 1)
+    newer = apply(session, form(("Jan Kos", "j@nysa.pl")), 2)
+    assert find_correction_target(session, event_key="opole-2016", sender="SEKRETARIAT@nysa.pl",
+                                  form=form(("Anna Nowak", None))) == older
+    assert find_correction_target(session, event_key="opole-2016", sender="sekretariat@nysa.pl",
+                                  form=form(("Jan Kos", None))) == newer
+    assert find_correction_target(session, event_key="opole-2016", sender="sekretariat@nysa.pl",
+                                  form=form(("Ola Wrona", None))) is None
+
+
+def _doubted(session: Session, n: int, email: str) -> Registration:
+    f = form((f"Osoba {n}", email))
+    f.problems.append(Problem("participants[0].email", "low_confidence", "Adres odczytany z wątpliwością."))
+    return apply(session, f, n, sender="sekretariat@nysa.pl")
+
+
+def _from(address: str) -> ParsedMessage:
+    return ParsedMessage(from_addr=address)
+
+
+def test_a_message_from_a_doubted_address_settles_it_whatever_its_case(session: Session) -> None:
+    """Only the doubts the sender may settle are read, and the comparison stays the
+    same: case- and space-blind, also for addresses that are not plain ASCII."""
+    plain = _doubted(session, 1, " Jozef.Maka@Nysa.pl ")
+    accented = _doubted(session, 2, "JÓZEF@nysa.pl")
+    stranger = _doubted(session, 3, "ktos@nysa.pl")
+    assert len(unconfirmed(session, [plain, accented, stranger])) == 3
+    settled = by_envelope(session, _from("jozef.maka@nysa.pl"), [], ref="r9", inbound_id=inbound(session, 9), now=NOW)
+    assert list(settled.people) == [plain.id]
+    settled = by_envelope(session, _from("józef@nysa.pl"), [], ref="r10", inbound_id=inbound(session, 10), now=NOW)
+    assert list(settled.people) == [accented.id]
+    assert [r.id for r, _ in unconfirmed(session, [plain, accented, stranger])] == [stranger.id]
+
+
+def test_a_message_from_the_suggested_address_settles_a_doubt_it_is_tied_to(session: Session) -> None:
+    reg = _doubted(session, 1, "jozef@nysa.p")
+    (person,) = participants_of(session, reg.id or 0)
+    person.email_suggestion = "jozef@nysa.pl"
+    session.add(person)
+    session.flush()
+    untied = by_envelope(session, _from("jozef@nysa.pl"), [], ref="r8", inbound_id=inbound(session, 8), now=NOW)
+    assert not untied.people
+    tied = by_envelope(session, _from("jozef@nysa.pl"), [reg], ref="r9", inbound_id=inbound(session, 9), now=NOW)
+    assert list(tied.people) == [reg.id] and person.email == "jozef@nysa.pl" and person.email_check == "corrected"

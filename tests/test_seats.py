@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import sqlite3
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from mailbot.seats import allocate, promote, seats_taken, waitlist_position
@@ -182,3 +186,111 @@ def test_waitlist_position_is_none_for_anyone_not_waiting(session: Session) -> N
     session.flush()
     assert waitlist_position(session, bartosz, EVENT) is None
     assert waitlist_position(session, celina, EVENT) == 1
+
+
+# --- two processes, one event; the work per allocation (issue 13) ---------------------
+
+try:  # tests/ is a package in some layouts and a plain rootdir-inserted path in others
+    from tests import pg
+except ImportError:
+    import pg  # type: ignore[no-redef]
+
+postgres_server = pg.postgres_server
+postgres_url = pg.postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_two_sessions_seating_the_last_seat_at_once_never_oversell(store_url: str) -> None:
+    """The second allocation waits for the first to commit and then sees its seat: on
+    PostgreSQL (READ COMMITTED) both would otherwise count the same free seat."""
+    engine = make_engine(store_url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as setup:
+        register(setup, ["Anna"], capacity=2)
+        setup.commit()
+    first = Session(engine, expire_on_commit=False)
+    (bartosz,) = register(first, ["Bartosz"], capacity=2)  # holds the event until it commits
+    assert bartosz.status == "confirmed"
+    first.flush()
+
+    def second() -> Participant:
+        with Session(engine, expire_on_commit=False) as other:
+            (celina,) = register(other, ["Celina"], capacity=2)
+            other.commit()
+            return celina
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(second)
+        time.sleep(0.5)  # let it reach the seat count (or the write lock) and wait there
+        first.commit()
+        celina = pending.result(timeout=60)
+    first.close()
+    assert celina.status == "waitlisted"
+    with Session(engine) as check:
+        assert seats_taken(check, EVENT) == 2
+    engine.dispose()
+
+
+def _statements(session: Session) -> list[tuple[str, object]]:
+    seen: list[tuple[str, object]] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, _ctx: object, _many: bool) -> None:
+        seen.append((statement, params))
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    return seen
+
+
+def test_allocating_reads_once_and_writes_with_the_messages_next_flush(session: Session) -> None:
+    register(session, ["Anna"], capacity=1)
+    people = registration(session, ["Bartosz", "Celina"])
+    seen = _statements(session)
+    allocate(session, EVENT, 1, people, T0)
+    assert statuses(people) == ["waitlisted", "waitlisted"]
+    assert len(seen) == 1 and seen[0][0].lstrip().startswith("SELECT")
+    session.flush()
+    assert [s for s, _ in seen[1:]] and all(s.startswith("UPDATE participant") for s, _ in seen[1:])
+
+
+def test_seat_counts_walk_one_events_registrations_not_the_whole_table(session: Session) -> None:
+    """Counting seats and looking for a queue use the (event_key, status) and
+    (registration_id, status) indexes: no scan of every participant with a status."""
+    register(session, ["Anna"], capacity=5)
+    people = registration(session, ["Bartosz"])
+    seen = _statements(session)
+    allocate(session, EVENT, 5, people, T0)
+    (query, params), = seen
+    rows = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + query, params)  # type: ignore[arg-type]
+    plan = " | ".join(row[-1] for row in rows)
+    assert "ix_registration_event_key_status" in plan and "ix_participant_registration_id_status" in plan
+    assert "ix_participant_status" not in plan and "SCAN participant" not in plan
+
+
+def test_on_sqlite_a_seat_count_holds_the_write_lock_until_the_transaction_ends(tmp_path: Path) -> None:
+    """A transaction that has written nothing yet still counts seats nobody can change
+    before it ends (SQLite has one writer: a no-op write takes that place)."""
+    path = tmp_path / "db.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as setup:
+        register(setup, ["Anna"], capacity=1)
+        setup.commit()
+    counting = Session(engine)
+    assert promote(counting, EVENT, 1, T0) == []
+    other = sqlite3.connect(path, timeout=0.1)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("UPDATE participant SET status = 'cancelled'")
+        counting.commit()
+        other.execute("UPDATE participant SET status = 'cancelled'")
+        other.rollback()
+    finally:
+        other.close()
+        counting.close()
+        engine.dispose()

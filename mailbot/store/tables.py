@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -139,6 +139,7 @@ class Registration(SQLModel, table=True):
     """
 
     __tablename__ = "registration"
+    __table_args__ = (Index("ix_registration_event_key_status", "event_key", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=16)
@@ -170,6 +171,7 @@ class Participant(SQLModel, table=True):
     """A person on a registration; ``position`` keeps the order on the form."""
 
     __tablename__ = "participant"
+    __table_args__ = (Index("ix_participant_registration_id_status", "registration_id", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     registration_id: int = Field(foreign_key="registration.id", index=True)
