@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -22,10 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from mailbot import __version__
 from mailbot.config import (
     Settings,
     apply_overrides,
@@ -36,6 +34,7 @@ from mailbot.errors import ConfigError, MailboxError, MailbotError
 from mailbot.logsetup import configure, level_for
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
     from mailbot.app import App, Clock, PassReport
@@ -78,8 +77,23 @@ review_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(review_app, name="review")
-err = Console(stderr=True, soft_wrap=True)  # log-like lines: never wrapped mid-sentence
-out = Console()
+
+
+@functools.cache
+def _err() -> Console:
+    """stderr, for notes and errors: log-like lines, never wrapped mid-sentence. Made
+    on first use: ``run -q`` with nothing to say never imports rich (issue 13)."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+@functools.cache
+def _out() -> Console:
+    """stdout, for the command's result."""
+    from rich.console import Console
+
+    return Console()
 
 
 class _Verbosity:
@@ -122,17 +136,19 @@ def _logging(default: str = "WARNING", *, stream: Any = None) -> None:
 def note(message: str) -> None:
     """A line about the work (not its result) on stderr; ``-q`` silences it."""
     if not _Verbosity.quiet:
-        err.print(message, highlight=False, markup=False)
+        _err().print(message, highlight=False, markup=False)
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    _err().print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(int(code))
 
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"mailbot {__version__}", highlight=False)
+        from mailbot import __version__  # package metadata: read for --version only
+
+        _out().print(f"mailbot {__version__}", highlight=False)
         raise typer.Exit()
 
 
@@ -225,7 +241,7 @@ def check_config(
     _start(verbose, quiet)
     from mailbot.configcheck import check_command
 
-    raise typer.Exit(check_command(config, connect=connect, out=out, err=err))
+    raise typer.Exit(check_command(config, connect=connect, out=_out(), err=_err()))
 
 
 @app.command()
@@ -333,14 +349,16 @@ def run(
 def _run_pass(app_: App) -> PassReport:
     from mailbot.app import PassReport
 
-    if not err.is_terminal or _Verbosity.quiet:
+    if _Verbosity.quiet or not _err().is_terminal:
         return app_.run_once()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     report = PassReport()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=err,
+        console=_err(),
         transient=True,
     ) as progress:
         task = progress.add_task("messages", total=None)
@@ -382,7 +400,7 @@ def remind(
     queued = app_.remind()
     d = app_.deliver()
     for line in queued:
-        out.print(f"queued {line}", highlight=False, markup=False)
+        _out().print(f"queued {line}", highlight=False, markup=False)
     note(
         f"{len(queued)} mail(s) queued; sent {d.sent}, retrying {d.retried}, failed {d.failed}"
         + (f", {d.deferred} left for the next run" if d.deferred else "")
@@ -428,7 +446,7 @@ def announce(
     clock = _clock(now, settings)
 
     def say(text: str) -> None:
-        out.print(text, highlight=False, markup=False, soft_wrap=True)
+        _out().print(text, highlight=False, markup=False, soft_wrap=True)
 
     def show(change: PendingChange) -> None:
         told = change.announced_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
@@ -532,7 +550,7 @@ def status(
             table.add_column(column, overflow="fold")
         for row in rows[1:]:
             table.add_row(*row)
-        out.print(table)
+        _out().print(table)
 
 
 @app.command()
@@ -582,11 +600,11 @@ def preview(
         rendered = templates.render(template, context)
     except Exception as e:  # noqa: BLE001 - the admin needs the template error itself
         raise _fail(f"template {template}: {type(e).__name__}: {e}") from e
-    out.print(f"[bold]Subject:[/bold] {rendered.subject}\n", highlight=False)
-    out.print(rendered.text, markup=False, highlight=False, soft_wrap=True)
+    _out().print(f"[bold]Subject:[/bold] {rendered.subject}\n", highlight=False)
+    _out().print(rendered.text, markup=False, highlight=False, soft_wrap=True)
     if html:
-        out.rule("HTML")
-        out.print(rendered.html, markup=False, highlight=False, soft_wrap=True)
+        _out().rule("HTML")
+        _out().print(rendered.html, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -603,7 +621,7 @@ def demo(
     from mailbot.demo import run_demo
 
     try:
-        run_demo(directory, now or "2016-04-01T09:00", out)
+        run_demo(directory, now or "2016-04-01T09:00", _out())
     except ConfigError as e:
         raise _fail(str(e)) from e
 
@@ -740,7 +758,7 @@ def digest(
     app_ = _app_for(config, db, now, outbox)
     _event_key(app_.settings, event)
     try:
-        out.print(run_digest_command(app_, event, dry_run), markup=False, highlight=False, soft_wrap=True)
+        _out().print(run_digest_command(app_, event, dry_run), markup=False, highlight=False, soft_wrap=True)
     except ConfigError as e:
         raise _fail(str(e)) from e
     except JobBusy:
@@ -772,7 +790,7 @@ def purge(
     except JobBusy:
         raise _fail("another mailbot process is purging right now (the service does it nightly); "
                     "try again in a minute", ExitCode.FAILED) from None
-    out.print(render_report(report), markup=False, highlight=False, soft_wrap=True)
+    _out().print(render_report(report), markup=False, highlight=False, soft_wrap=True)
 
 
 ReviewId = Annotated[str, typer.Argument(
@@ -786,7 +804,7 @@ def _review(action: Callable[[], str]) -> None:
     from mailbot.review import ReviewError
 
     try:
-        out.print(action(), markup=False, highlight=False, soft_wrap=True)
+        _out().print(action(), markup=False, highlight=False, soft_wrap=True)
     except (ReviewError, ConfigError) as e:
         raise _fail(str(e), _code_for(e)) from e
 

@@ -125,9 +125,10 @@ class Daemon:
 
     @staticmethod
     def _prepared(app: App) -> App:
-        """Build the mailbox and transport now, so an unreadable password file or a bad
-        OAuth setup is reported at start (or reload), not in the middle of the night."""
-        _ = app.source, app.transport
+        """Build the mailbox, transport and ingest context now, so an unreadable password
+        file, a bad OAuth setup or a broken labels file is reported at start (or reload),
+        not in the middle of the night. (A one-off pass builds them when first needed.)"""
+        _ = app.source, app.transport, app.ingest
         return app
 
     def reload(self) -> bool:

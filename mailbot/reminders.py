@@ -19,6 +19,13 @@ one ``changed`` per address, ``--silent`` accepts the new state without mail. Un
 then nothing is held back: reminders, acknowledgements and every other mail go out as
 usual, showing the details configured now. A raised capacity still seats people from
 the waiting list on the next pass (their ``promoted`` mail is no announcement).
+
+Every pass runs both checks, so an idle one must cost next to nothing (issue 13): per
+event one read of its ``event_state`` row, one indexed look for somebody waiting, and
+for a due reminder one query for the seated people whose reminder is not in the outbox
+yet (an anti-join on the outbox's unique dedupe key) — none, once all went out. The
+mail composer (:mod:`mailbot.replies`, templates, calendars) is imported and built only
+when something is to be queued.
 """
 
 from __future__ import annotations
@@ -26,29 +33,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import String, and_, case, exists, func, literal
 from sqlmodel import Session, col, select
 
 from mailbot.calendar import event_fingerprint
 from mailbot.config import EventSettings, Settings
-from mailbot.loopguard import safe_to_reply
-from mailbot.replies import (
-    Mailer,
-    Queued,
-    display_name,
-    is_bouncing,
-    mail_address,
-    norm_address,
-    person_view,
-    promoted,
-)
 from mailbot.seats import HOLDING, promote
-from mailbot.store.tables import EventState, OutboundMail, Participant, Registration
-from mailbot.templating import date_pl, time_pl
+from mailbot.store.tables import AddressStatus, EventState, OutboundMail, Participant, Registration
+
+if TYPE_CHECKING:
+    from mailbot.replies import Mailer, Queued
 
 log = logging.getLogger(__name__)
+
+MailerFactory = Callable[[], "Mailer"]
+"""Builds (or returns) the mail composer: called only when a mail is to be queued, so an
+idle pass never imports the templates, calendars and form vocabulary behind it."""
+
+_UNCONFIRMED = "unconfirmed"
+""":data:`mailbot.registrations.UNCONFIRMED`, not imported: that module pulls in the
+form readers (tests/test_reminders.py checks the two agree)."""
+_CHUNK = 500
+"""Bound parameters per IN list (SQLite allows a few thousand at most)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,29 @@ def due_reminder(event: EventSettings, settings: Settings, now: dt.datetime) -> 
     return DueReminder(event, offset, moment)
 
 
-def _seated(session: Session, event_key: str, seated_by: dt.datetime | None = None) -> list[tuple[Registration, Participant]]:
+def _sql_address() -> Any:
+    """SQL twin of ``mail_address(person) or norm_address(reg.sender_email)``, folding
+    ASCII case only (SQLite's ``lower``). It may miss a match Python would find (a
+    non-ASCII capital), never invent one: a folded address that equals one Python
+    produced is Python's result too. So it can narrow who needs a look, not decide."""
+    own = func.trim(col(Participant.email))
+    return case(
+        (and_(col(Participant.email_check).is_distinct_from(_UNCONFIRMED), own != ""), func.lower(own)),
+        else_=func.lower(func.trim(col(Registration.sender_email))),
+    )
+
+
+def _seated(
+    session: Session,
+    event_key: str,
+    seated_by: dt.datetime | None = None,
+    *,
+    unsent: str | None = None,
+) -> list[tuple[Registration, Participant]]:
+    """Seated people of the event (registration and person, in form order). ``unsent``:
+    only those who may still need the mail keyed ``unsent + address``: no outbox row has
+    that key and the address is not bouncing (two indexed probes per seat inside the
+    database; no rows at all once everybody reachable was mailed)."""
     query = (
         select(Registration, Participant)
         .join(Participant, col(Participant.registration_id) == col(Registration.id))
@@ -97,56 +129,123 @@ def _seated(session: Session, event_key: str, seated_by: dt.datetime | None = No
         # someone moved up from the waiting list after a reminder's moment has just had
         # the "promoted" mail and waits for the next reminder.
         query = query.where(col(Participant.status_changed_at) <= seated_by)
+    if unsent is not None:
+        address = _sql_address()
+        key = literal(unsent, String) + address
+        query = query.where(
+            ~exists().where(col(OutboundMail.dedupe_key) == key),
+            # Stored casefolded: a match is Python's address too (see _sql_address).
+            ~exists().where(col(AddressStatus.address) == address, col(AddressStatus.bouncing)),
+        )
     return [(r, p) for r, p in session.exec(query).all()]
+
+
+def _holds(session: Session, event_key: str, status: str) -> bool:
+    """Somebody in the event's seat-holding registrations has ``status`` (one indexed
+    probe that stops at the first)."""
+    return session.exec(
+        select(Participant.id)
+        .join(Registration, col(Participant.registration_id) == col(Registration.id))
+        .where(Registration.event_key == event_key, col(Registration.status).in_(HOLDING), Participant.status == status)
+        .limit(1)
+    ).first() is not None
+
+
+def _chunks(items: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(items)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start:start + _CHUNK]
+
+
+def _bouncing(session: Session, addresses: Collection[str]) -> set[str]:
+    """Which of these (casefolded) addresses bounce: :func:`mailbot.replies.is_bouncing`
+    for many at once."""
+    found: set[str] = set()
+    for chunk in _chunks(addresses):
+        found.update(session.exec(
+            select(AddressStatus.address).where(col(AddressStatus.address).in_(chunk), col(AddressStatus.bouncing))
+        ).all())
+    return found
+
+
+def _existing_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """The outbox dedupe keys among ``keys`` that are taken already."""
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        found.update(session.exec(select(OutboundMail.dedupe_key).where(col(OutboundMail.dedupe_key).in_(chunk))).all())
+    return found
 
 
 def _by_address(
     session: Session, rows: Sequence[tuple[Registration, Participant]], own: Sequence[str]
 ) -> dict[str, list[Participant]]:
+    from mailbot.loopguard import safe_to_reply  # with the mail parser: only when there are rows
+    from mailbot.replies import mail_address, norm_address
+
     out: dict[str, list[Participant]] = {}
     for reg, person in rows:
         # An unconfirmed address is no address of the person's own: whoever registered
         # them is reached instead, as for a person without one.
         addr = mail_address(person) or norm_address(reg.sender_email)
-        if not addr or not safe_to_reply(addr, own) or is_bouncing(session, addr):
-            continue
-        out.setdefault(addr, []).append(person)
-    return out
+        if addr and safe_to_reply(addr, own):
+            out.setdefault(addr, []).append(person)
+    bouncing = _bouncing(session, out)
+    return {addr: people for addr, people in out.items() if addr not in bouncing}
 
 
-def queue_reminders(session: Session, mailer: Mailer, now: dt.datetime, out: Queued) -> None:
-    settings = mailer.settings
+def queue_reminders(
+    session: Session, settings: Settings, mailer: MailerFactory, now: dt.datetime, out: list[str]
+) -> None:
+    """Queue the due reminder of each event to every seated address not sent it yet
+    ("reminder → address" lines appended to ``out``). When all went out this is one
+    query per event in its reminder window, and nothing else."""
     for event in settings.events:
         due = due_reminder(event, settings, now)
         if due is None:
             continue
-        label = offset_label(due.offset)
-        days = (event.date - due.moment.astimezone(settings.tz).date()).days
-        prefix = f"reminder:{event.key}:{label}:"
-        # One query for what went out already: an idle pass inside the reminder window
-        # then builds no context and runs no per-address lookup for people already told.
-        sent = set(session.exec(
-            select(OutboundMail.dedupe_key).where(col(OutboundMail.dedupe_key).startswith(prefix))
-        ).all())
-        rows = _seated(session, event.key, seated_by=due.moment)
-        for addr, people in _by_address(session, rows, settings.replying_as).items():
-            if f"{prefix}{addr}" in sent:
-                continue
-            row = mailer.queue(
-                session,
-                kind="reminder",
-                event=event,
-                to=addr,
-                now=now,
-                dedupe=f"{prefix}{addr}",
-                context={
-                    "people": [person_view(session, p, event.key) for p in people],
-                    "days_before": days,
-                },
-                to_name=display_name(None, addr, people),
-                registration_id=people[0].registration_id,
-            )
-            out.add(row, "reminder", addr)
+        prefix = f"reminder:{event.key}:{offset_label(due.offset)}:"
+        rows = _seated(session, event.key, seated_by=due.moment, unsent=prefix)
+        if not rows:
+            continue
+        # The SQL narrowed the rows; the exact address rules and keys decide.
+        targets = _by_address(session, rows, settings.replying_as)
+        sent = _existing_keys(session, {f"{prefix}{addr}" for addr in targets})
+        todo = {addr: people for addr, people in targets.items() if f"{prefix}{addr}" not in sent}
+        if todo:
+            _send_reminders(session, mailer(), event, due, prefix, todo, now, out)
+
+
+def _send_reminders(
+    session: Session,
+    mailer: Mailer,
+    event: EventSettings,
+    due: DueReminder,
+    prefix: str,
+    todo: dict[str, list[Participant]],
+    now: dt.datetime,
+    out: list[str],
+) -> None:
+    from mailbot.replies import Queued, display_name, person_view  # composing: only when one is due
+
+    days = (event.date - due.moment.astimezone(mailer.settings.tz).date()).days
+    queued = Queued()
+    for addr, people in todo.items():
+        row = mailer.queue(
+            session,
+            kind="reminder",
+            event=event,
+            to=addr,
+            now=now,
+            dedupe=f"{prefix}{addr}",
+            context={
+                "people": [person_view(session, p, event.key) for p in people],
+                "days_before": days,
+            },
+            to_name=display_name(None, addr, people),
+            registration_id=people[0].registration_id,
+        )
+        queued.add(row, "reminder", addr)
+    out.extend(queued.queued)
 
 
 # --- changes to an event: recorded by every pass, announced by `mailbot announce` ------
@@ -212,6 +311,8 @@ class Announcement:
 
 def _shown(event: EventSettings) -> dict[str, str]:
     """The details a ``changed`` mail lists, as the mails write them."""
+    from mailbot.templating import date_pl, time_pl  # Babel and Jinja: only when a state is recorded or compared
+
     return {
         "Tytuł": event.title,
         "Data": date_pl(event.date),
@@ -258,10 +359,15 @@ def _change_targets(
 ) -> dict[str, list[Participant]]:
     """Address → seated people a ``changed`` mail to it is about: each reachable
     person, and whoever registered a group (they told their colleagues)."""
+    from mailbot.loopguard import safe_to_reply
+    from mailbot.replies import norm_address
+
     targets = _by_address(session, rows, own)
+    senders = {addr for reg, _ in rows if (addr := norm_address(reg.sender_email)) and safe_to_reply(addr, own)}
+    bouncing = _bouncing(session, senders)
     for reg, person in rows:
         addr = norm_address(reg.sender_email)
-        if addr and safe_to_reply(addr, own) and not is_bouncing(session, addr):
+        if addr in senders and addr not in bouncing:
             group = targets.setdefault(addr, [])
             if person not in group:
                 group.append(person)
@@ -274,6 +380,8 @@ def pending_change(
     """The change of ``event`` that waits for ``mailbot announce``, or None: in step
     with the config, never recorded yet, over, or nobody holds a seat (the pass records
     those by itself). Reads only."""
+    from mailbot.replies import mail_address
+
     found = _unannounced(session, event)
     if found is None or _over(event, settings, now):
         return None
@@ -315,7 +423,9 @@ _logged: set[tuple[str, str, str, str]] = set()
 changes this process has logged already: once each, not on every pass."""
 
 
-def announce_changes(session: Session, mailer: Mailer, now: dt.datetime, out: Queued) -> None:
+def announce_changes(
+    session: Session, settings: Settings, mailer: MailerFactory, now: dt.datetime, out: list[str]
+) -> None:
     """Every pass: record each event's state the first time it is seen, and seat people
     from the waiting list when the organisers raised the capacity (``promoted`` mails go
     out by themselves: that is no announcement of a change).
@@ -325,21 +435,26 @@ def announce_changes(session: Session, mailer: Mailer, now: dt.datetime, out: Qu
     logged once per process. Reminders and every other mail meanwhile go out as usual
     with the configured (new) details — a pending change blocks nothing. Only where
     there is nobody to tell — the event's day has passed, or no one holds a seat — is
-    the new state recorded at once, without mail."""
-    settings = mailer.settings
+    the new state recorded at once, without mail.
+
+    An idle pass reads every event's state row in one query and, for an event still
+    ahead, looks once (indexed, first row only) whether anybody waits for a seat."""
     today = now.astimezone(settings.tz).date()
+    keys = [event.key for event in settings.events]
+    states = {s.event_key: s for s in session.exec(select(EventState).where(col(EventState.event_key).in_(keys)))}
     for event in settings.events:
-        state = session.get(EventState, event.key)
+        state = states.get(event.key)
+        fingerprint = event_fingerprint(event)
         if state is None:
-            session.add(EventState(event_key=event.key, fingerprint=event_fingerprint(event),
+            session.add(EventState(event_key=event.key, fingerprint=fingerprint,
                                    snapshot_json=json.dumps(_shown(event), ensure_ascii=False), updated_at=now))
             session.flush()
-        elif state.fingerprint != event_fingerprint(event):
-            if _over(event, settings, now) or not _seated(session, event.key):
+        elif state.fingerprint != fingerprint:
+            if _over(event, settings, now) or not _holds(session, event.key, "confirmed"):
                 _record(state, event, now)
                 session.add(state)
                 session.flush()
-            elif (seen := (settings.db_url, event.key, state.fingerprint, event_fingerprint(event))) not in _logged:
+            elif (seen := (settings.db_url, event.key, state.fingerprint, fingerprint)) not in _logged:
                 _logged.add(seen)
                 found = _unannounced(session, event)
                 summary = "; ".join(str(c) for c in found[1]) if found else ""
@@ -348,9 +463,21 @@ def announce_changes(session: Session, mailer: Mailer, now: dt.datetime, out: Qu
                     "`mailbot announce %s` (or --silent to accept it without mail)",
                     event.key, summary, event.key,
                 )
-        if today < event.date:
+        # Nobody waiting, nobody to seat: skip promote's count of the seats taken.
+        if today < event.date and _holds(session, event.key, "waitlisted"):
             moved = promote(session, event.key, event.capacity, now)
-            promoted(session, mailer, moved, event, now=now, out=out)
+            if moved:
+                _send_promoted(session, mailer(), moved, event, now, out)
+
+
+def _send_promoted(
+    session: Session, mailer: Mailer, moved: list[Participant], event: EventSettings, now: dt.datetime, out: list[str]
+) -> None:
+    from mailbot.replies import Queued, promoted  # composing: only when somebody moved up
+
+    queued = Queued()
+    promoted(session, mailer, moved, event, now=now, out=queued)
+    out.extend(queued.queued)
 
 
 def announce(
@@ -365,6 +492,8 @@ def announce(
     names the mails' dedupe keys, so announcing again sends nothing twice. ``silent``
     records the new state as announced and mails nobody (a typo in the venue); the
     calendars catch up with the next file each address gets (a reminder)."""
+    from mailbot.replies import Queued
+
     change = pending_change(session, mailer.settings, event, now)
     if change is None:
         return None
@@ -392,6 +521,8 @@ def _notify_change(
     now: dt.datetime,
     out: Queued,
 ) -> None:
+    from mailbot.replies import display_name, person_view
+
     rows = _seated(session, event.key)
     targets = _change_targets(session, rows, mailer.settings.replying_as)
     for addr, people in targets.items():

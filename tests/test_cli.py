@@ -276,6 +276,41 @@ def test_run_reports_a_broken_config_with_a_hint_and_exit_2(tmp_path: Path) -> N
     assert "password_file" in proc.stderr and "hunter2" not in proc.stderr
 
 
+IDLE_PASS = """
+import sys
+from mailbot.cli import main
+sys.argv = ["mailbot", "run", "--once", "-q", "--config", sys.argv[1], "--now", "2016-04-12T09:00"]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print("\\n".join(sorted(sys.modules)))
+"""
+
+NOT_FOR_AN_IDLE_PASS = (
+    # What reads a message or composes a mail (issue 13): loaded with the first one.
+    "mailbot.ingest", "mailbot.replies", "mailbot.forms", "mailbot.mime", "mailbot.doubts",
+    "mailbot.mailbox.imap", "docx", "pypdf", "pdfplumber", "pdfminer", "openpyxl", "phonenumbers",
+    "matplotlib", "PIL", "lxml", "imapclient", "alembic", "rich", "apscheduler",
+)
+
+
+def test_an_idle_pass_imports_no_form_reader_mail_composer_or_migration_tool(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(DEMO.read_text().replace('"demo-output/', f'"{tmp_path}/'))
+    first = mailbot("run", "--once", "-q", "--config", str(config), "--now", "2016-04-12T09:00", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr  # creates the store: migrations, event states
+    proc = subprocess.run(
+        [sys.executable, "-c", IDLE_PASS, str(config)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "mailbot.app" in loaded and "mailbot.reminders" in loaded  # the pass did run
+    assert sorted(m for m in loaded if m.split(".")[0] in NOT_FOR_AN_IDLE_PASS or m in NOT_FOR_AN_IDLE_PASS
+                  or any(m.startswith(f"{p}.") for p in NOT_FOR_AN_IDLE_PASS)) == []
+
+
 def test_preview_renders_a_template_with_sample_data_and_the_configured_event() -> None:
     proc = mailbot("preview", "waitlist", "--event", "torun-2016", "--config", str(DEMO))
     assert proc.returncode == 0, proc.stderr

@@ -62,6 +62,21 @@ def test_of_two_claimants_one_files_and_the_claim_ends_when_filed(tmp_path: Path
     assert claims.claim_filing(app.session, "src", "7:43", "me:1:a")  # per message place
 
 
+def test_batch_claims_give_each_message_to_one_claimant(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    assert claims.claim_filings(app.session, "src", ["7:1", "7:2", "7:3"], ELSEWHERE) == {"7:1", "7:2", "7:3"}
+    claims.release_filings(app.session, "src", ["7:2"], ELSEWHERE)
+    with app.session() as s:
+        claims.mark_filings(s, "src", ["7:3"], ELSEWHERE)
+        s.commit()
+    # 7:1 is held, 7:2 was given up, 7:3 is filed, 7:4 is new.
+    assert claims.claim_filings(app.session, "src", ["7:1", "7:2", "7:3", "7:4"], "me:1:a") == {"7:2", "7:4"}
+    assert claims.claim_filings(app.session, "src", ["7:1", "7:2", "7:4"], "third.example:9:b") == set()
+    assert claims.claim_filings(app.session, "src", ["7:1"], ELSEWHERE) == {"7:1"}  # renewing its own
+    assert claims.claim_filings(app.session, "other", ["7:1"], ELSEWHERE) == {"7:1"}  # per source
+    assert claims.claim_filings(app.session, "src", [], ELSEWHERE) == set()
+
+
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
     app = _app(tmp_path)
     dead = os.fork()
@@ -73,6 +88,8 @@ def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: 
     assert not claims.claim_filing(app.session, "src", "1", claims.claimer_name())  # its holder lives
     assert claims.claim_filing(app.session, "src", "2", f"{host}:{dead}:beef")
     assert claims.claim_filing(app.session, "src", "2", claims.claimer_name())  # its holder is gone
+    assert claims.claim_filing(app.session, "src", "3", f"{host}:{dead}:beef")
+    assert claims.claim_filings(app.session, "src", ["1", "3", "4"], claims.claimer_name()) == {"3", "4"}
 
 
 def test_a_message_another_process_is_filing_stays_in_the_inbox_until_its_lease_ends(tmp_path: Path) -> None:

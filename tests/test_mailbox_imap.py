@@ -146,6 +146,45 @@ def test_file_moves_and_empties_the_inbox(dovecot: Any, source: ImapSource) -> N
     assert list(source.fetch(None)) == []
 
 
+def test_a_batch_is_filed_with_one_move_per_target_folder(dovecot: Any, source: ImapSource) -> None:
+    for n in range(1, 7):
+        dovecot.append("INBOX", mail(n))
+    fetched = list(source.fetch(None))
+    outcomes = ["processed", "needs_review", "processed", "ignored", "processed", "needs_review"]
+    moves: list[tuple[list[int], str]] = []
+    client = source._connection()
+    real_move = client.move
+    client.move = lambda uids, target: (moves.append((list(uids), target)), real_move(uids, target))[1]
+    gone = fetched[4]
+    source.file(gone, "processed")  # already filed (say by a pass that died before its commit)
+    moves.clear()
+
+    errors = source.file_many(list(zip(fetched, outcomes, strict=True)))  # type: ignore[arg-type]
+
+    assert errors == [None] * 6  # a UID no longer there is no error (RFC 3501 6.4.8)
+    assert sorted(target for _, target in moves) == ["Ignored", "Needs-Review", "Processed"]
+    assert dovecot.list_folder("INBOX") == []
+    assert sorted(m.data for m in dovecot.list_folder("Processed")) == sorted([mail(1), mail(3), mail(5)])
+    assert sorted(m.data for m in dovecot.list_folder("Needs-Review")) == sorted([mail(2), mail(6)])
+    assert [m.data for m in dovecot.list_folder("Ignored")] == [mail(4)]
+
+
+def test_a_batch_that_cannot_be_moved_reports_each_message(dovecot: Any, source: ImapSource) -> None:
+    for n in (1, 2):
+        dovecot.append("INBOX", mail(n))
+    m1, m2 = source.fetch(None)
+    client = source._connection()
+
+    def refuse(uids: Any, target: str) -> None:
+        raise MailboxError("[UNAVAILABLE] server shutting down")
+
+    client.move = refuse
+    source._last_reply = 0.0  # a quiet connection: no second attempt on a fresh one is made
+    errors = source.file_many([(m1, "processed"), (m2, "processed")])
+    assert [type(e) for e in errors] == [MailboxError, MailboxError]
+    assert len(dovecot.list_folder("INBOX")) == 2
+
+
 def test_filing_a_vanished_uid_is_a_noop(dovecot: Any, source: ImapSource) -> None:
     dovecot.append("INBOX", mail(1))
     (msg,) = source.fetch(None)

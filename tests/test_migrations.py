@@ -25,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 from mailbot.store.db import alembic_config, make_engine, upgrade
 from mailbot.store.tables import InboundMessage, Participant, PurgedEvent, Registration
 
-HEAD = "0008"
+HEAD = "0009"
 CREATED = dt.datetime(2016, 3, 30, 14, 15, 16, tzinfo=dt.UTC)
 CREATED_SQL = "2016-03-30 14:15:16.000000"  # how SQLAlchemy stores it in SQLite (UTC)
 

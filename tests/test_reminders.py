@@ -14,9 +14,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, event, update
+from sqlmodel import col
 
+from mailbot.app import App, build_app
 from mailbot.config import EventSettings, InvalidConfig, Settings, load_settings, parse_offset, settings_from_dict
-from mailbot.reminders import due_reminder, offset_label
+from mailbot.reminders import _seated, due_reminder, offset_label
+from mailbot.store.tables import AddressStatus, InboundMessage, OutboundMail, Participant, Registration
 
 from tests.conversation import WARSAW
 
@@ -113,3 +117,94 @@ def test_a_misspelt_offset_is_refused_by_its_toml_path_with_an_example(bad: str)
     assert problem.path == "events[opole-2016].reminders"
     assert repr(bad) in problem.message and '"7d"' in problem.message
     assert "events[opole-2016].reminders" in str(exc.value)
+
+
+# --- an idle pass costs a constant handful of statements (issue 13) ---------------------
+
+IDLE_NOW = dt.datetime(2016, 4, 12, 9, 0, tzinfo=WARSAW)  # Opole's 7-day reminder is due
+
+
+def _idle_store(tmp_path: Path, people: int) -> App:
+    """A store with ``people`` seated registrations for Opole (and two waiting), each from
+    a filed message (the event full), every due reminder queued and sent: nothing to do."""
+    full = [e.model_copy(update={"capacity": people}) if e.key == "opole-2016" else e for e in SETTINGS.events]
+    settings = SETTINGS.model_copy(update={
+        "events": full,
+        "state_dir": tmp_path / "state",
+        "database_url": f"sqlite:///{tmp_path / 'state' / 'mailbot.db'}",
+        "mailbox": SETTINGS.mailbox.model_copy(update={"path": tmp_path / "inbox"}),
+        "outbox": SETTINGS.outbox.model_copy(update={"path": tmp_path / "outbox"}),
+    })
+    app = build_app(settings, clock=lambda: IDLE_NOW)
+    before = IDLE_NOW - dt.timedelta(days=20)
+    numbers = range(1, people + 3)
+    with app.session() as s:
+        s.add_all(InboundMessage(id=i, dedupe_key=f"{i:064d}", ref=f"r{i}", raw_sha256="0" * 64, size=1,
+                                 source="test", outcome="registered", filed=True, received_at=before)
+                  for i in numbers)
+        s.flush()
+        s.add_all(Registration(id=i, code=f"C{i}", event_key="opole-2016", sender_email=f"osoba{i}@gmina.example.pl",
+                               source_inbound_id=i, created_at=before, updated_at=before)
+                  for i in numbers)
+        s.flush()
+        s.add_all(Participant(registration_id=i, position=0, full_name=f"Osoba {i}", email=f"osoba{i}@gmina.example.pl",
+                              status="confirmed" if i <= people else "waitlisted",
+                              registered_at=before, status_changed_at=before)
+                  for i in numbers)
+        s.commit()
+    assert len(app.remind()) == people  # the first pass in the window queues them all
+    with app.session() as s:
+        s.execute(update(OutboundMail).values(status="sent", sent_at=IDLE_NOW - dt.timedelta(hours=1)))
+        s.commit()
+    return app
+
+
+def _statements_of_a_pass(app: App) -> int:
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(app.engine, "before_cursor_execute", count)
+    try:
+        report = app.run_once()
+    finally:
+        event.remove(app.engine, "before_cursor_execute", count)
+    assert report.results == [] and report.scheduled == [] and report.delivery.sent == 0
+    return len(seen)
+
+
+def test_an_idle_pass_issues_the_same_few_statements_however_many_are_seated(tmp_path: Path) -> None:
+    small = _statements_of_a_pass(_idle_store(tmp_path / "small", 3))
+    large = _statements_of_a_pass(_idle_store(tmp_path / "large", 60))
+    assert large == small  # no per-participant or per-address query
+    assert large <= 20
+
+
+def test_a_seated_person_without_the_reminder_still_gets_it_on_the_next_pass(tmp_path: Path) -> None:
+    app = _idle_store(tmp_path, 3)
+    with app.session() as s:  # as if that mail had never been queued
+        s.execute(delete(OutboundMail).where(col(OutboundMail.to_addr) == "osoba2@gmina.example.pl"))
+        s.commit()
+    assert app.remind() == ["reminder → osoba2@gmina.example.pl"]
+    assert app.remind() == []
+
+
+def test_the_sql_address_rule_names_the_unconfirmed_state_as_registrations_do() -> None:
+    from mailbot import reminders
+    from mailbot.registrations import UNCONFIRMED
+
+    assert reminders._UNCONFIRMED == UNCONFIRMED
+
+
+def test_a_bouncing_seated_address_keeps_an_idle_pass_idle(tmp_path: Path) -> None:
+    """A bouncing address never gets its reminder: it must not make every later pass
+    load that person, import the mail composer and look again."""
+    app = _idle_store(tmp_path, 3)
+    with app.session() as s:
+        s.execute(delete(OutboundMail).where(col(OutboundMail.to_addr) == "osoba2@gmina.example.pl"))
+        s.add(AddressStatus(address="osoba2@gmina.example.pl", bouncing=True, bounce_count=1))
+        s.commit()
+    assert app.remind() == []
+    with app.session() as s:
+        assert _seated(s, "opole-2016", seated_by=IDLE_NOW, unsent="reminder:opole-2016:7d:") == []

@@ -19,15 +19,19 @@ import multiprocessing
 import multiprocessing.connection
 import resource
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from multiprocessing.context import ForkServerContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbot.forms import parse_bytes, parse_file
 from mailbot.forms.labels import Vocabulary
 from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.forms.sniff import sniff
+
+if TYPE_CHECKING:
+    from mailbot.readahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +56,25 @@ def _ctx() -> ForkServerContext:
 
 
 def _serve(conn: multiprocessing.connection.Connection, memory_limit: int) -> None:
-    """The warm reader: parse what the parent sends until it hangs up. After running out
-    of memory it answers and exits, so the next parse starts on a fresh heap."""
+    """The warm reader: run what the parent sends (a module-level function and its
+    arguments, by default ``parse_bytes``) until it hangs up. After running out of
+    memory it answers and exits, so the next job starts on a fresh heap."""
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     except (ValueError, OSError):
         pass
     while True:
         try:
-            data, filename, events, limits, vocabulary = conn.recv()
+            function, args, kwargs = conn.recv()
         except (EOFError, OSError):
             return
         exhausted = False
         result: Any
         try:
-            result = parse_bytes(data, filename, events, limits, vocabulary=vocabulary)
+            result = function(*args, **kwargs)
         except MemoryError:
             exhausted = True
-            result = FormData(file=filename, status="unreadable", format=None, reason=_OUT_OF_MEMORY)
+            result = FormData(file=str(args[1]), status="unreadable", format=None, reason=_OUT_OF_MEMORY)
         try:
             conn.send(result)
         except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -79,7 +84,11 @@ def _serve(conn: multiprocessing.connection.Connection, memory_limit: int) -> No
 
 
 _WARM_JOBS = 200
-"""Parses one warm reader serves before it is replaced."""
+"""Jobs one warm reader serves before it is replaced."""
+
+Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+"""What a reader child runs: a module-level function (pickled by name), its positional
+and keyword arguments."""
 
 
 class _Reader:
@@ -114,36 +123,82 @@ class _Reader:
             self._proc.join(timeout=5)
         self._proc = self._conn = None
 
-    def parse(self, job: tuple[Any, ...], filename: str, fmt: str | None, deadline: float) -> FormData:
+    def submit(self, job: Job) -> str | None:
+        """Hand ``job`` to the child (started if need be); the reason when that failed."""
         try:
             conn = self._start()
         except OSError as e:
             self.stop()
-            log.error("cannot start a reader process for %s: %s", filename, e)
-            return _failed(filename, fmt, f"cannot start a reader process: {e}")
-        result: Any = None
+            return f"cannot start a reader process: {e}"
         try:
             conn.send(job)  # a child that died taking the job in breaks the pipe
-            if not conn.poll(deadline):
+        except OSError as e:
+            self.stop()
+            return f"the reader process died ({e.__class__.__name__})"
+        return None
+
+    def ready(self) -> bool:
+        """Has the child answered the job it was given?"""
+        try:
+            return self._conn is not None and self._conn.poll(0)
+        except OSError:
+            return True  # collect() reports the death
+
+    def collect(self, deadline: float, expected: type) -> tuple[Any, str | None]:
+        """The answer to the submitted job within ``deadline`` seconds, or None and the
+        reason (overrun, death); the child is replaced in those cases and, as a matter
+        of hygiene, after :data:`_WARM_JOBS` jobs."""
+        result: Any = None
+        conn = self._conn
+        try:
+            if conn is None:
+                raise EOFError
+            if not conn.poll(max(deadline, 0.0)):
                 self.stop()
-                log.warning("parsing %s took longer than %.1f s; stopped", filename, deadline)
-                return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
+                return None, f"took longer than {deadline:.1f} s"
             result = conn.recv()
         except (EOFError, OSError):
             pass
-        if not isinstance(result, FormData):
+        if not isinstance(result, expected):
             proc = self._proc
             self.stop()
             code = proc.exitcode if proc is not None else None
-            log.warning("the reader process for %s died (exit code %s)", filename, code)
-            return _failed(filename, fmt, f"the reader process died (exit code {code})")
+            return None, f"the reader process died (exit code {code})"
         self._jobs += 1
-        if self._jobs >= _WARM_JOBS or result.reason == _OUT_OF_MEMORY:
+        if self._jobs >= _WARM_JOBS or getattr(result, "reason", None) == _OUT_OF_MEMORY:
             self.stop()
+        return result, None
+
+    def parse(self, job: Job, filename: str, fmt: str | None, deadline: float) -> FormData:
+        failure = self.submit(job)
+        if failure is not None:
+            log.error("cannot read %s: %s", filename, failure)
+            return _failed(filename, fmt, failure)
+        result, failure = self.collect(deadline, FormData)
+        if failure is not None:
+            log.warning("reading %s: %s; stopped", filename, failure)
+            if failure.startswith("took longer"):
+                return _failed(filename, fmt, f"reading the document took longer than {deadline:.1f} s")
+            return _failed(filename, fmt, failure)
+        assert isinstance(result, FormData)
         return result
 
 
 _warm = _Reader()
+_ahead: ReadAhead | None = None
+"""Forms already read ahead for the message being stored (see :mod:`mailbot.readahead`)."""
+
+
+@contextmanager
+def reading_ahead(ahead: ReadAhead) -> Iterator[ReadAhead]:
+    """Let :func:`parse_isolated` answer from ``ahead`` while the block runs."""
+    global _ahead
+    _ahead = ahead
+    try:
+        yield ahead
+    finally:
+        _ahead = None
+        ahead.close()
 
 
 def parse_isolated(
@@ -164,7 +219,11 @@ def parse_isolated(
     if deadline is None:
         deadline = limits.timeout_seconds + _GRACE_SECONDS
     fmt = sniff(data)
-    job = (data, filename, tuple(events), limits, vocabulary)
+    if memory_limit == MEMORY_LIMIT_BYTES and _ahead is not None:
+        known = _ahead.lookup(data, filename, tuple(events), limits, vocabulary)
+        if known is not None:
+            return known
+    job: Job = (parse_bytes, (data, filename, tuple(events), limits), {"vocabulary": vocabulary})
     if memory_limit == MEMORY_LIMIT_BYTES and _warm.lock.acquire(blocking=False):
         try:
             return _warm.parse(job, filename, fmt, deadline)

@@ -6,9 +6,11 @@ of forms, registrations or the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
+
+from mailbot.errors import MailboxError
 
 Outcome = Literal["processed", "needs_review", "ignored"]
 
@@ -52,3 +54,27 @@ class MailboxSource(Protocol):
         """Move a message to the folder configured for ``outcome``. Never deletes mail
         except the source copy of a completed COPY during a move."""
         ...
+
+
+@runtime_checkable
+class BatchFiling(Protocol):
+    """A source that files many messages at once (IMAP: one MOVE per target folder)."""
+
+    def file_many(self, messages: Sequence[tuple[RawMessage, Outcome]]) -> list[MailboxError | None]:
+        """Per message: None when it was filed (or is no longer there), else the error."""
+        ...
+
+
+def file_all(source: MailboxSource, messages: Sequence[tuple[RawMessage, Outcome]]) -> list[MailboxError | None]:
+    """File ``messages`` in one go where the source can, one by one where it cannot."""
+    if isinstance(source, BatchFiling):
+        return source.file_many(messages)
+    errors: list[MailboxError | None] = []
+    for message, outcome in messages:
+        try:
+            source.file(message, outcome)
+        except MailboxError as e:
+            errors.append(e)
+        else:
+            errors.append(None)
+    return errors

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mailbot.config import MailboxSettings
 from mailbot.errors import ConfigError
 from mailbot.mailbox.base import MailboxSource, Outcome
-from mailbot.mailbox.imap import ImapSettings, ImapSource
 from mailbot.mailbox.maildir import MaildirSource
-from mailbot.oauth import TokenProvider
+
+if TYPE_CHECKING:
+    from mailbot.oauth import TokenProvider
 
 
 def source_from_settings(settings: MailboxSettings) -> MailboxSource:
@@ -18,6 +21,9 @@ def source_from_settings(settings: MailboxSettings) -> MailboxSource:
     }
     if settings.kind == "maildir":
         return MaildirSource(settings.path, folders)
+    from mailbot.mailbox.imap import ImapSettings, ImapSource  # the IMAP client: not for a Maildir
+    from mailbot.oauth import TokenProvider
+
     assert settings.host and settings.username  # validated in config
     password = ""
     provider: TokenProvider | None = None

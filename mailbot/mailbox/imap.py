@@ -3,8 +3,9 @@
 * ``BODY.PEEK[]`` only: fetching never marks mail as read for the humans sharing the box.
 * UIDs plus UIDVALIDITY form the cursor; a UIDVALIDITY change restarts from the top
   (the pipeline deduplicates by Message-ID and content hash, so nobody registers twice).
-* Filing uses MOVE, or COPY + ``\\Deleted`` + ``UID EXPUNGE`` of that single UID; a
+* Filing uses MOVE, or COPY + ``\\Deleted`` + ``UID EXPUNGE`` of exactly those UIDs; a
   plain EXPUNGE is never sent because it would also purge mail other clients flagged.
+  A batch of messages going to one folder is moved by one command.
 * Every connection-level failure drops the connection; the next call reconnects.
 * Login by password or XOAUTH2 (Microsoft 365, Gmail): a cached access token the server
   refuses is refreshed once and tried again on the same connection.
@@ -445,65 +446,89 @@ class ImapSource:
                 )
 
     def file(self, message: RawMessage, outcome: Outcome) -> None:
-        try:
-            uid = int(message.ref)
-        except ValueError as e:
-            raise MailboxError(f"not an IMAP UID: {message.ref!r}") from e
-        # Parsing may have taken long enough for the server to time us out, or it
-        # restarted meanwhile. A connection that answered a moment ago is used as it is
-        # (no NOOP per message); if it fails all the same, once more on a fresh one.
-        quiet = time.monotonic() - self._last_reply > _QUIET_S
-        try:
-            self._file_once(message, uid, self.folders[outcome], check=quiet)
-        except MailboxError:
-            if quiet:
-                raise
-            self._file_once(message, uid, self.folders[outcome], check=True)
+        (error,) = self.file_many([(message, outcome)])
+        if error is not None:
+            raise error
 
-    def _file_once(self, message: RawMessage, uid: int, target: str, *, check: bool) -> None:
+    def file_many(self, messages: Sequence[tuple[RawMessage, Outcome]]) -> list[MailboxError | None]:
+        """File a batch: one UID MOVE per target folder, not one per message. Returns,
+        per message, None when it was moved (or is gone) and the error otherwise."""
+        groups: dict[tuple[str, str], list[tuple[int, RawMessage]]] = {}
+        errors: list[MailboxError | None] = [None] * len(messages)
+        for i, (message, outcome) in enumerate(messages):
+            try:
+                groups.setdefault((message.folder, self.folders[outcome]), []).append((int(message.ref), message))
+            except ValueError:
+                errors[i] = MailboxError(f"not an IMAP UID: {message.ref!r}")
+        for (folder, target), group in groups.items():
+            # Parsing may have taken long enough for the server to time us out, or it
+            # restarted meanwhile. A connection that answered a moment ago is used as it
+            # is (no NOOP per batch); if it fails all the same, once more on a fresh one.
+            quiet = time.monotonic() - self._last_reply > _QUIET_S
+            try:
+                try:
+                    self._move_checked(folder, group, target, check=quiet)
+                except MailboxError:
+                    if quiet:
+                        raise
+                    self._move_checked(folder, group, target, check=True)
+            except MailboxError as e:
+                failed = {id(message) for _, message in group}
+                for i, (message, _) in enumerate(messages):
+                    if id(message) in failed:
+                        errors[i] = e
+        return errors
+
+    def _move_checked(self, folder: str, group: list[tuple[int, RawMessage]], target: str, *, check: bool) -> None:
         self._connection(check=check)
-        client = self._select(message.folder)
-        if message.cursor is not None and message.cursor.uidvalidity != self._uidvalidity:
-            log.warning(
-                "Not filing UID %d of %s: UIDVALIDITY changed since it was fetched, so the "
-                "UID may now name another message; it will be fetched and filed again",
-                uid,
-                message.folder,
-            )
+        client = self._select(folder)
+        uids = []
+        for uid, message in group:
+            if message.cursor is not None and message.cursor.uidvalidity != self._uidvalidity:
+                log.warning(
+                    "Not filing UID %d of %s: UIDVALIDITY changed since it was fetched, so the "
+                    "UID may now name another message; it will be fetched and filed again",
+                    uid,
+                    folder,
+                )
+            else:
+                uids.append(uid)
+        if not uids:
             return
         # No lookup first: a UID command on a UID that is gone (filed by another process,
         # deleted by a person) is no error (RFC 3501 6.4.8) and changes nothing.
+        what = f"moving {len(uids)} message(s) to {target}"
         try:
-            self._move(client, uid, target)
+            self._move(client, uids, target)
         except IMAPClientError as e:
             if "TRYCREATE" not in str(e).upper():
-                raise self._lost(e, f"moving UID {uid} to {target}") from e
+                raise self._lost(e, what) from e
             try:
                 log.info("Folder %s vanished from %s; creating it again", target, self.name)
                 client.create_folder(target)
-                self._move(client, uid, target)
+                self._move(client, uids, target)
             except _WIRE_ERRORS as e2:
-                raise self._lost(e2, f"moving UID {uid} to {target}") from e2
+                raise self._lost(e2, what) from e2
         except _WIRE_ERRORS as e:
-            raise self._lost(e, f"moving UID {uid} to {target}") from e
+            raise self._lost(e, what) from e
         self._last_reply = time.monotonic()
-        log.debug("Filed UID %d of %s into %s", uid, message.folder, target)
+        log.debug("Filed UID(s) %s of %s into %s", uids, folder, target)
 
-    def _move(self, client: Any, uid: int, target: str) -> None:
+    def _move(self, client: Any, uids: list[int], target: str) -> None:
         if client.has_capability("MOVE"):
-            client.move([uid], target)
+            client.move(uids, target)
             return
-        client.copy([uid], target)
-        client.add_flags([uid], [b"\\Deleted"], silent=True)
+        client.copy(uids, target)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
         if client.has_capability("UIDPLUS"):
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
         else:
             log.warning(
-                "%s supports neither MOVE nor UIDPLUS: UID %d was copied to %s and flagged "
-                "\\Deleted but is left for the server's own expunge, because a plain EXPUNGE "
+                "%s supports neither MOVE nor UIDPLUS: UID(s) %s were copied to %s and flagged "
+                "\\Deleted but are left for the server's own expunge, because a plain EXPUNGE "
                 "would also remove messages other clients flagged",
                 self.name,
-                uid,
+                uids,
                 target,
             )
 

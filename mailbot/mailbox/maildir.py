@@ -93,6 +93,9 @@ class MaildirSource:
                     "'Mailbot.Processed' (no '/', no leading or trailing dot)"
                 )
         self.name = f"maildir://{self.path}"
+        self._seen: dict[str, tuple[str, str]] = {}
+        """Where the last fetch found each key (subdirectory, file name): filing a
+        backlog then renames directly instead of listing the inbox once per message."""
 
     def open(self) -> None:
         ensure_maildir(self.path)
@@ -102,6 +105,7 @@ class MaildirSource:
 
     def fetch(self, after: Cursor | None) -> Iterator[RawMessage]:
         del after  # the inbox only ever holds unfiled mail
+        self._seen = {}
         entries: list[tuple[int, str, Path]] = []
         for sub in ("new", "cur"):
             directory = self.path / sub
@@ -120,6 +124,7 @@ class MaildirSource:
                 except FileNotFoundError:
                     continue
                 entries.append((st.st_mtime_ns, maildir_key(filename), file_path))
+                self._seen[maildir_key(filename)] = (sub, filename)
         entries.sort(key=lambda e: (e[0], e[1]))
         for _, key, file_path in entries:
             try:
@@ -131,6 +136,19 @@ class MaildirSource:
                 raise MailboxError(f"cannot read {file_path}: {e}") from e
             yield RawMessage(ref=key, data=data, folder="INBOX")
 
+    def _candidates(self, key: str) -> Iterator[tuple[str, str]]:
+        """Where the message with ``key`` may be: where the fetch saw it, then wherever
+        a listing of the inbox finds it now."""
+        known = self._seen.pop(key, None)
+        if known is not None:
+            yield known
+        for sub in ("new", "cur"):
+            try:
+                names = os.listdir(self.path / sub)
+            except FileNotFoundError:
+                continue
+            yield from ((sub, filename) for filename in names if maildir_key(filename) == key)
+
     def file(self, message: RawMessage, outcome: Outcome) -> None:
         key = message.ref
         if not key or "/" in key or key.startswith("."):
@@ -141,23 +159,16 @@ class MaildirSource:
         marker = target / "maildirfolder"
         if not marker.exists():
             marker.touch(mode=0o600)
-        for sub in ("new", "cur"):
+        for sub, filename in self._candidates(key):
             source_dir = self.path / sub
             try:
-                names = os.listdir(source_dir)
+                os.rename(source_dir / filename, target / sub / filename)
             except FileNotFoundError:
-                continue
-            for filename in names:
-                if maildir_key(filename) != key:
-                    continue
-                try:
-                    os.rename(source_dir / filename, target / sub / filename)
-                except FileNotFoundError:
-                    continue  # filed concurrently; the loop below will not find it again
-                except OSError as e:
-                    raise MailboxError(f"cannot move {filename} to {target}: {e}") from e
-                _fsync_dir(target / sub)
-                _fsync_dir(source_dir)
-                log.debug("Filed Maildir message %s into %s", key, folder)
-                return
+                continue  # renamed (flags changed) or filed concurrently: look further
+            except OSError as e:
+                raise MailboxError(f"cannot move {filename} to {target}: {e}") from e
+            _fsync_dir(target / sub)
+            _fsync_dir(source_dir)
+            log.debug("Filed Maildir message %s into %s", key, folder)
+            return
         log.debug("Maildir message %s is no longer in the inbox; nothing to file", key)

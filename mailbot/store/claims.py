@@ -12,10 +12,10 @@ import datetime as dt
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -44,31 +44,62 @@ def claim_filing(session_factory: Callable[[], Session], source: str, ref: str, 
     """May ``me`` move the message at ``ref`` of ``source``? True for exactly one of
     several racing processes; False while another holds a live claim, or once the
     message was filed."""
+    return ref in claim_filings(session_factory, source, [ref], me)
+
+
+def claim_filings(session_factory: Callable[[], Session], source: str, refs: Collection[str], me: str) -> set[str]:
+    """:func:`claim_filing` for a batch of messages in one transaction: the refs ``me``
+    may move. Three statements however many messages (take over expired or own claims,
+    insert the new ones unless present, read who holds what), where one claim at a time
+    cost two commits a message."""
+    if not refs:
+        return set()
+    wanted = sorted(set(refs))
     with session_factory() as session:
-        taken = session.exec(
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if sqlite:
+            # SQLite runs WAL with synchronous=NORMAL: a commit is durable at the next
+            # checkpoint, so a power cut could undo outcomes whose messages were already
+            # moved. This commit, just before the MOVE, syncs the log and with it every
+            # outcome committed before: one fsync per batch, not one per commit.
+            session.execute(text("PRAGMA synchronous=FULL"))
+        session.exec(
             update(FilingClaim)
             .where(
                 col(FilingClaim.source) == source,
-                col(FilingClaim.ref) == ref,
+                col(FilingClaim.ref).in_(wanted),
                 col(FilingClaim.filed_at).is_(None),
                 or_(col(FilingClaim.claimed_by) == me, col(FilingClaim.lease_until) < db_clock(session)),
             )
             .values(claimed_by=me, lease_until=db_clock(session, FILING_LEASE))
-        ).rowcount
-        session.commit()
-        if taken == 1:
-            return True
-    try:
-        with session_factory() as session:
-            session.execute(
-                FilingClaim.__table__.insert().values(  # type: ignore[attr-defined]
-                    source=source, ref=ref, claimed_by=me, lease_until=db_clock(session, FILING_LEASE)
-                )
+        )
+        lease = db_clock(session, FILING_LEASE)
+        rows = [{"source": source, "ref": ref, "claimed_by": me, "lease_until": lease} for ref in wanted]
+        table = FilingClaim.__table__  # type: ignore[attr-defined]
+        if sqlite:  # the PostgreSQL dialect is not loaded for nothing on the SQLite default
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            session.execute(sqlite_insert(table).values(rows).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            session.execute(pg_insert(table).values(rows).on_conflict_do_nothing())
+        holders = session.execute(
+            select(col(FilingClaim.ref), col(FilingClaim.claimed_by), col(FilingClaim.filed_at)).where(
+                col(FilingClaim.source) == source, col(FilingClaim.ref).in_(wanted)
             )
-            session.commit()
-    except IntegrityError:
-        return _take_over(session_factory, source, ref, me)  # held by another, or filed
-    return True
+        ).all()
+        session.commit()
+        if sqlite:
+            session.execute(text("PRAGMA synchronous=NORMAL"))  # the connection goes back to the pool
+    mine = {ref for ref, holder, filed_at in holders if holder == me and filed_at is None}
+    # Held by a process that is certainly gone (rare: a crash on this host): one at a time.
+    mine |= {
+        ref
+        for ref, holder, filed_at in holders
+        if holder != me and filed_at is None and abandoned(holder) and _take_over(session_factory, source, ref, me)
+    }
+    return mine
 
 
 def _take_over(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> bool:
@@ -120,25 +151,43 @@ def filed(session_factory: Callable[[], Session], source: str, ref: str, me: str
 
 def mark_filed(session: Session, source: str, ref: str, me: str) -> None:
     """:func:`filed` inside the caller's transaction (which commits it)."""
-    session.exec(
-        update(FilingClaim)
-        .where(col(FilingClaim.source) == source, col(FilingClaim.ref) == ref, col(FilingClaim.claimed_by) == me)
-        .values(filed_at=db_clock(session))
-    )
+    mark_filings(session, source, [ref], me)
 
 
-def release_filing(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> None:
-    """Give a claim up after a failed MOVE, so the next pass (of any process) tries again
+def mark_filings(session: Session, source: str, refs: Collection[str], me: str) -> None:
+    """:func:`mark_filed` for a batch, inside the caller's transaction."""
+    if refs:
+        session.exec(
+            update(FilingClaim)
+            .where(
+                col(FilingClaim.source) == source,
+                col(FilingClaim.ref).in_(sorted(refs)),
+                col(FilingClaim.claimed_by) == me,
+            )
+            .values(filed_at=db_clock(session))
+        )
+
+
+def release_filings(session_factory: Callable[[], Session], source: str, refs: Collection[str], me: str) -> None:
+    """Give claims up after a failed MOVE, so the next pass (of any process) tries again
     at once instead of waiting for the lease."""
+    if not refs:
+        return
     with session_factory() as session:
         session.exec(
             update(FilingClaim)
             .where(
                 col(FilingClaim.source) == source,
-                col(FilingClaim.ref) == ref,
+                col(FilingClaim.ref).in_(sorted(refs)),
                 col(FilingClaim.claimed_by) == me,
                 col(FilingClaim.filed_at).is_(None),
             )
             .values(lease_until=db_clock(session, -dt.timedelta(seconds=1)))
         )
         session.commit()
+
+
+def release_filing(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> None:
+    """Give a claim up after a failed MOVE, so the next pass (of any process) tries again
+    at once instead of waiting for the lease."""
+    release_filings(session_factory, source, [ref], me)

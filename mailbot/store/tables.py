@@ -65,7 +65,7 @@ class InboundMessage(SQLModel, table=True):
     outcome: str = Field(default="pending", index=True, max_length=20)
     """pending | registered | needs_review | ignored"""
     reason: str | None = Field(default=None, max_length=2000)
-    filed: bool = False
+    filed: bool = Field(default=False, index=True)
     """True once the mailbox copy was moved to the outcome's folder."""
     times_seen: int = 1
     """How often these exact bytes arrived (a double send, a re-fetch after a crash)."""
@@ -283,6 +283,7 @@ class OutboundMail(SQLModel, table=True):
     """
 
     __tablename__ = "outbound_mail"
+    __table_args__ = (Index("ix_outbound_mail_status_sent_at", "status", "sent_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=200)
