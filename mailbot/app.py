@@ -39,15 +39,16 @@ if TYPE_CHECKING:
     from mailbot.forms.blank import EventHeader
     from mailbot.forms.labels import Vocabulary
     from mailbot.ingest import IngestContext, MessageResult
+    from mailbot.mime import ParsedMessage
     from mailbot.replies import Mailer
     from mailbot.templating import Templates
 
 
-def process(context: IngestContext, raw: RawMessage) -> MessageResult:
+def process(context: IngestContext, raw: RawMessage, parsed: ParsedMessage | None = None) -> MessageResult:
     """:func:`mailbot.ingest.process`, the ingest module loaded with the first message."""
     from mailbot.ingest import process as ingest_process
 
-    return ingest_process(context, raw)
+    return ingest_process(context, raw, parsed)
 
 
 def temporary_reason(exc: BaseException) -> str | None:
@@ -261,8 +262,8 @@ class App:
         filing = _Filing(self, source, report, cursor)
         messages = self._read_ahead(source.fetch(cursor))
         try:
-            for raw in messages:
-                result = process(self.ingest, raw)
+            for raw, parsed in messages:
+                result = process(self.ingest, raw, parsed)
                 report.results.append(result)
                 if result.deferred:
                     report.deferred.append(result.ref)
@@ -292,10 +293,13 @@ class App:
             filing.flush_quietly()
             source.close()
 
-    def _read_ahead(self, messages: Iterable[RawMessage]) -> Generator[RawMessage, None, None]:
-        """``messages``, their documents read ahead in a reader child of their own while
-        the message before is stored (see :mod:`mailbot.readahead`). An idle pass
-        imports none of it."""
+    def _read_ahead(
+        self, messages: Iterable[RawMessage]
+    ) -> Generator[tuple[RawMessage, ParsedMessage | None], None, None]:
+        """``messages``, each with its MIME structure, its documents read ahead in a
+        reader child of their own while the message before is stored (see
+        :mod:`mailbot.readahead`; None where it could not). An idle pass imports none
+        of it."""
         it = iter(messages)
         first = next(it, None)
         if first is None:

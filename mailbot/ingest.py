@@ -176,17 +176,18 @@ def events_for_forms(settings: Settings) -> tuple[EventRef, ...]:
     return tuple(EventRef(key=e.key, title=e.title, city=e.city, date=e.date) for e in settings.events)
 
 
-def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
+def process(ctx: IngestContext, raw: RawMessage, parsed: ParsedMessage | None = None) -> MessageResult:
     """Record the outcome of ``raw`` (idempotent, and safe with a second process on the
     same store). Never raises for bad input: a message that keeps failing ends as
-    needs-review with its reason, and the pass goes on.
+    needs-review with its reason, and the pass goes on. ``parsed``: ``raw`` already
+    parsed with ``ctx.mime_limits`` (read ahead, :mod:`mailbot.readahead`).
 
     Raises :class:`StorageUnavailable` when storage is only temporarily unusable (disk
     full, database locked or unreachable): the message then stays unfiled in the inbox
     and is taken up again on a later pass, instead of being filed with a final outcome.
     """
     now = ctx.now()
-    parsed, message_id = _read(ctx, raw)
+    parsed, message_id = _read(ctx, raw, parsed)
     key = dedupe_key(raw.data, message_id)
     ref = key[:10]
     try:
@@ -202,12 +203,15 @@ def process(ctx: IngestContext, raw: RawMessage) -> MessageResult:
         raise _unavailable(ref, e) from e
 
 
-def _read(ctx: IngestContext, raw: RawMessage) -> tuple[ParsedMessage, str | None]:
+def _read(ctx: IngestContext, raw: RawMessage, ahead: ParsedMessage | None) -> tuple[ParsedMessage, str | None]:
     """The message read once (an oversized one only as far as its headers), and the
     Message-ID its dedupe key uses: the one its header block gives, as before."""
     head = _headers_only(raw.data)
     too_large = len(raw.data) > ctx.settings.limits.max_message_bytes
-    parsed = parse_message(head if too_large else raw.data, ctx.mime_limits)
+    if ahead is not None and not too_large:
+        parsed = ahead
+    else:
+        parsed = parse_message(head if too_large else raw.data, ctx.mime_limits)
     if too_large or _HEADER_END.search(head) is not None:
         return parsed, parsed.message_id
     # No end of the header block in sight: the key has always been read from the cut.

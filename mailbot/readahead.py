@@ -28,7 +28,7 @@ from mailbot.forms.model import EventRef, FormData, Limits
 from mailbot.forms.sniff import sniff
 from mailbot.forms.worker import _GRACE_SECONDS, _Reader
 from mailbot.mailbox.base import RawMessage
-from mailbot.mime import MimeLimits, parse_message
+from mailbot.mime import MimeLimits, ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,27 @@ class Settings:
     seconds: float
 
 
-def read_message(raw: bytes, settings: Settings) -> list[tuple[Key, FormData]]:
-    """In the reader child: every distinct document of ``raw`` ingest would read, read."""
+@dataclass(frozen=True)
+class Read:
+    """A message as the read-ahead child left it: its MIME structure, its documents."""
+
+    message: ParsedMessage
+    forms: dict[Key, FormData]
+
+
+def read_message(raw: bytes, settings: Settings) -> Read:
+    """In the reader child: ``raw`` parsed, and every distinct document of it ingest
+    would read, read."""
     seen: set[str] = set()
-    out: list[tuple[Key, FormData]] = []
-    for att in parse_message(raw, settings.mime_limits).attachments:
+    out: dict[Key, FormData] = {}
+    message = parse_message(raw, settings.mime_limits)
+    for att in message.attachments:
         if att.sha256 in seen or len(seen) >= settings.max_documents or sniff(att.data) in _SCANS:
             continue
         seen.add(att.sha256)
         form = parse_bytes(att.data, att.filename, settings.events, settings.limits, vocabulary=settings.vocabulary)
-        out.append(((hashlib.sha256(att.data).hexdigest(), att.filename), form))
-    return out
+        out[(hashlib.sha256(att.data).hexdigest(), att.filename)] = form
+    return Read(message, out)
 
 
 _reader = _Reader()
@@ -79,12 +89,13 @@ class ReadAhead:
         self._in_flight: int | None = None
         self._sent_at = 0.0
         self._current: int | None = None
-        self._done: dict[int, dict[Key, FormData]] = {}
+        self._done: dict[int, Read] = {}
         self.hits = self.misses = 0
         self.waited = 0.0
 
-    def over(self, messages: Iterable[RawMessage]) -> Iterator[RawMessage]:
-        """``messages`` in order, each handed to the child before ingest reaches it."""
+    def over(self, messages: Iterable[RawMessage]) -> Iterator[tuple[RawMessage, ParsedMessage | None]]:
+        """``messages`` in order, each handed to the child before ingest reaches it, with
+        its MIME structure as the child parsed it (None: ingest parses it itself)."""
         window: deque[tuple[int, RawMessage]] = deque()
         for token, raw in enumerate(messages):
             window.append((token, raw))
@@ -96,9 +107,10 @@ class ReadAhead:
         while window:
             yield self._begin(*window.popleft())
 
-    def _begin(self, token: int, raw: RawMessage) -> RawMessage:
+    def _begin(self, token: int, raw: RawMessage) -> tuple[RawMessage, ParsedMessage | None]:
         """Ingest starts on ``token``: what was read for earlier messages is dropped,
-        and a message the child has not started on is left to ingest."""
+        and a message the child has not started on is left to ingest; one it is reading
+        is waited for (ingest would do the same work meanwhile)."""
         self._current = token
         for older in [t for t in self._done if t < token]:
             del self._done[older]
@@ -106,8 +118,16 @@ class ReadAhead:
             self._data.pop(self._queued.popleft(), None)
         if self._in_flight is not None and self._in_flight < token:
             self._finish(wait=False)
+        self._wait_for_current()
         self._pump()
-        return raw
+        read = self._done.get(token)
+        return raw, None if read is None else read.message
+
+    def _wait_for_current(self) -> None:
+        if self._in_flight is not None and self._in_flight == self._current:
+            started = time.monotonic()
+            self._finish(wait=True)
+            self.waited += time.monotonic() - started
 
     def lookup(
         self, data: bytes, filename: str, events: tuple[EventRef, ...], limits: Limits, vocabulary: Vocabulary | None
@@ -116,12 +136,9 @@ class ReadAhead:
         s = self.settings
         if events != s.events or limits != s.limits or vocabulary is not s.vocabulary:
             return None
-        if self._in_flight is not None and self._in_flight == self._current:
-            started = time.monotonic()
-            self._finish(wait=True)
-            self.waited += time.monotonic() - started
+        self._wait_for_current()
         read = self._done.get(self._current) if self._current is not None else None
-        form = None if read is None else read.pop((hashlib.sha256(data).hexdigest(), filename), None)
+        form = None if read is None else read.forms.pop((hashlib.sha256(data).hexdigest(), filename), None)
         if form is None:
             self.misses += 1
         else:
@@ -149,11 +166,11 @@ class ReadAhead:
             return False
         token, self._in_flight = self._in_flight, None
         left = self.settings.seconds + _GRACE_SECONDS - (time.monotonic() - self._sent_at)
-        result, failure = _reader.collect(left, list)
+        result, failure = _reader.collect(left, Read)
         if failure is not None:
             log.info("read-ahead of a message stopped (%s); its documents are read one by one", failure)
         elif token is not None and (self._current is None or token >= self._current):
-            self._done[token] = dict(result)
+            self._done[token] = result
         return True
 
     def close(self) -> None:

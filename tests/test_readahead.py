@@ -43,9 +43,11 @@ def test_the_forms_read_ahead_are_the_forms_read_one_by_one(tmp_path: Path) -> N
     ahead = ReadAhead(settings)
     seen: list[str] = []
     read: list[list[object]] = []
+    messages: list[object] = []
     with reading_ahead(ahead):
-        for raw in ahead.over(raws):
+        for raw, parsed in ahead.over(raws):
             seen.append(raw.ref)
+            messages.append(parsed)
             read.append(
                 [parse_isolated(d, n, settings.events, settings.limits, vocabulary=settings.vocabulary)
                  for d, n in _documents(raw)]
@@ -54,6 +56,9 @@ def test_the_forms_read_ahead_are_the_forms_read_one_by_one(tmp_path: Path) -> N
     assert seen == [r.ref for r in raws]  # every message, in order
     assert read == direct
     assert hits > 0
+    # The MIME structure handed to ingest is the one ingest would parse itself.
+    assert any(m is not None for m in messages)
+    assert all(m is None or m == parse_message(r.data, settings.mime_limits) for m, r in zip(messages, raws))
 
 
 def test_a_document_asked_for_with_other_limits_is_read_again(tmp_path: Path) -> None:
@@ -61,7 +66,7 @@ def test_a_document_asked_for_with_other_limits_is_read_again(tmp_path: Path) ->
     other = Limits(max_file_bytes=settings.limits.max_file_bytes - 1)
     ahead = ReadAhead(settings)
     with reading_ahead(ahead):
-        for raw in ahead.over(raws):
+        for raw, _parsed in ahead.over(raws):
             for data, name in _documents(raw):
                 parse_isolated(data, name, settings.events, other, vocabulary=settings.vocabulary)
         assert ahead.hits == 0 and ahead.misses == 0  # never even looked up: other settings
@@ -74,7 +79,7 @@ def test_a_pass_that_ends_early_abandons_the_read_ahead_and_the_next_one_works(t
         next(iter(ahead.over(raws)))  # a stop between two messages
     again = ReadAhead(settings)
     with reading_ahead(again):
-        assert [r.ref for r in again.over(raws)] == [r.ref for r in raws]
+        assert [r.ref for r, _ in again.over(raws)] == [r.ref for r in raws]
     outside = _documents(raws[0])[0]
     # Outside a pass nothing is answered from a read-ahead.
     assert parse_isolated(*outside, settings.events, settings.limits).file == outside[1]

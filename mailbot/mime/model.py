@@ -7,10 +7,10 @@ downstream may change what the mail said.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "LOOP_HEADERS",
@@ -137,6 +137,17 @@ class ParsedMessage:
     """Lower-case names of the loop/auto-reply headers (see ``LOOP_HEADERS``), decoded."""
     warnings: tuple[str, ...] = ()
     report: DeliveryReport | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Picklable (the read-ahead child sends parsed messages back): the read-only
+        header view travels as a plain dict and is made read-only again on arrival."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["headers"] = dict(self.headers)
+        return _unpickle, (values,)
+
+
+def _unpickle(values: dict[str, Any]) -> ParsedMessage:
+    return ParsedMessage(**{**values, "headers": MappingProxyType(values["headers"])})
 
 
 LOOP_HEADERS: Final = (
