@@ -30,7 +30,9 @@ Then, in this order, it measures and prints one line each:
                  subreaper and reaps the orphaned forkserver/resource tracker, so the
                  parse workers' CPU is counted), passes, CPU per message. PostgreSQL's
                  own backend CPU is NOT included (it is not a child).
-4. idle pass     one more ``run --once`` with nothing new (all N filed): wall and CPU.
+4. idle pass     one more ``run --once`` with nothing new (all N filed): wall and CPU;
+                 and the same idle pass inside one process that already made a pass (as
+                 the service makes them between two waits): start-up left out.
 5. peak memory   of the process tree during step 3, sampled every 50 ms from /proc
                  (mailbot and all its descendants): the sum of RSS (counts pages shared
                  by the forkserver's children once per process, so an upper bound), the
@@ -257,6 +259,35 @@ class Pass:
     cpu: float
     code: int
     sampler: Sampler
+
+
+_SERVICE_IDLE = """
+import sys, time
+from pathlib import Path
+from mailbot.app import build_app
+from mailbot.config import apply_overrides, load_settings
+config, inbox, outbox, db = sys.argv[1:5]
+settings = apply_overrides(load_settings(Path(config)), inbox=inbox, outbox=outbox, db=db)
+app = build_app(settings)
+app.run_once()  # the service's first pass: imports, engine, connections
+wall, cpu = time.perf_counter(), time.process_time()
+app.run_once()
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def service_idle_pass(args: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of an idle pass in a process that already made one, as the
+    daemon (``mailbot run``) makes them: what an idle pass costs beyond start-up."""
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    with log.open("w") as err:
+        out = subprocess.run(
+            [sys.executable, "-c", _SERVICE_IDLE, opts["--config"], opts["--inbox"], opts["--outbox"], opts["--db"]],
+            cwd=log.parent, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env, text=True,
+            check=True,
+        )  # fmt: skip
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def run_once(args: list[str], env: dict[str, str], log: Path, profile: Path | None = None) -> Pass:
@@ -522,6 +553,11 @@ def main() -> int:  # noqa: C901, PLR0915 - a linear script
         idle = run_once(run_args, env, work / "idle.log")
         print(f"4. idle pass       : wall {idle.wall:7.2f} s   CPU {idle.cpu:7.2f} s   "
               f"({n} messages filed, exit {idle.code})", flush=True)  # fmt: skip
+
+        # -- 4b. the same idle pass inside a running service (imports and set-up paid)
+        service_idle = service_idle_pass(run_args, env, work / "service-idle.log")
+        print(f"   in the service  : wall {service_idle[0] * 1000:7.1f} ms  CPU {service_idle[1] * 1000:7.1f} ms   "
+              "(a second run_once() in one process, as `mailbot run` does between two waits)", flush=True)  # fmt: skip
 
         # -- 5. peak memory during step 3
         peak_rss = max(p.sampler.peak_rss for p in passes)

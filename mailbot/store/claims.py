@@ -154,18 +154,19 @@ def mark_filed(session: Session, source: str, ref: str, me: str) -> None:
     mark_filings(session, source, [ref], me)
 
 
+def _held(source: str, refs: Collection[str], me: str) -> tuple[ColumnElement[bool], ...]:
+    """``me``'s claims on ``refs`` of ``source``."""
+    return (
+        col(FilingClaim.source) == source,
+        col(FilingClaim.ref).in_(sorted(refs)),
+        col(FilingClaim.claimed_by) == me,
+    )
+
+
 def mark_filings(session: Session, source: str, refs: Collection[str], me: str) -> None:
     """:func:`mark_filed` for a batch, inside the caller's transaction."""
     if refs:
-        session.exec(
-            update(FilingClaim)
-            .where(
-                col(FilingClaim.source) == source,
-                col(FilingClaim.ref).in_(sorted(refs)),
-                col(FilingClaim.claimed_by) == me,
-            )
-            .values(filed_at=db_clock(session))
-        )
+        session.exec(update(FilingClaim).where(*_held(source, refs, me)).values(filed_at=db_clock(session)))
 
 
 def release_filings(session_factory: Callable[[], Session], source: str, refs: Collection[str], me: str) -> None:
@@ -176,12 +177,7 @@ def release_filings(session_factory: Callable[[], Session], source: str, refs: C
     with session_factory() as session:
         session.exec(
             update(FilingClaim)
-            .where(
-                col(FilingClaim.source) == source,
-                col(FilingClaim.ref).in_(sorted(refs)),
-                col(FilingClaim.claimed_by) == me,
-                col(FilingClaim.filed_at).is_(None),
-            )
+            .where(*_held(source, refs, me), col(FilingClaim.filed_at).is_(None))
             .values(lease_until=db_clock(session, -dt.timedelta(seconds=1)))
         )
         session.commit()
