@@ -77,6 +77,9 @@ class Service:
 
     def start(self) -> None:
         d, s = self.dovecot, self.smtp
+        # The log is appended to across starts: wait for this start's line, not an
+        # earlier one (a SIGTERM sent before the handlers are in place kills outright).
+        started_before = self.log().count("mailbot started")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -90,7 +93,7 @@ class Service:
             stderr=subprocess.STDOUT,
             env={**os.environ, "MAILBOT_IMAP_PASSWORD": d.password},
         )
-        wait_for(lambda: "mailbot started" in self.log(), "the service to start")
+        wait_for(lambda: self.log().count("mailbot started") > started_before, "the service to start")
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

@@ -341,7 +341,8 @@ def test_a_message_is_read_once_and_its_raw_copy_alone_is_fsynced(
     synced: list[str] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
-    (result,) = app.run_once().results
+    (raw,) = app.source.fetch(None)
+    result = ingest.process(app.ingest, raw)  # as `review reprocess` and a lone message run it
     assert result.outcome == "registered"
     assert len(reads) == 1  # the dedupe key and the decision share one MIME walk
     blob_syncs = [p for p in synced if p.startswith(str(app.blobs.root))]
@@ -349,6 +350,11 @@ def test_a_message_is_read_once_and_its_raw_copy_alone_is_fsynced(
     with app.session() as s:
         row = s.exec(select(InboundMessage)).one()
     assert app.blobs.path_for(row.raw_sha256).exists()
+    # In a pass the read-ahead child walks the MIME tree; the main process takes its walk.
+    write_maildir([s for s in samples_for(settings) if s.name != GOOD][:1], settings.mailbox.path)
+    reads.clear()
+    assert [r.already_seen for r in app.run_once().results].count(False) == 1
+    assert reads == []
 
 
 def test_a_rename_a_power_cut_undid_is_redone_on_the_next_read(tmp_path: Path) -> None:
