@@ -111,4 +111,8 @@ def test_a_full_disk_makes_nothing_final_and_everything_goes_through_once_freed(
 def test_two_pg_standby_takes_over_when_the_leader_is_killed(make_lab: LabFactory, postgres_url: str) -> None:
     """TWO-PG: two services on one PostgreSQL database, one leads, one stands by."""
     fig = chaos.two_pg(make_lab(postgres_url), mails=10, rng=random.Random("test-two-pg"), label="postgresql")
-    held(fig, acks="10/10", duplicate_mails="0", standby="yes")
+    held(fig, acks="10/10", standby="yes")
+    # The leader is killed while it works, so the kill can land between the SMTP server's
+    # 250 and the commit: that mail goes out again (the documented at-least-once window,
+    # one per ten kills at most, as in the storm). More than one, or any other, is a bug.
+    assert fig.items["duplicate mails"] in ("0", "1 (SMTP window)"), fig.line()
