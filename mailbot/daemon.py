@@ -33,6 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import runlock, sdnotify
 from mailbot.app import App, PassReport, build_app
@@ -93,6 +94,28 @@ class DaemonState:
     messages: int = 0
     last_error: str | None = None
     heartbeat: float = field(default_factory=time.monotonic)
+
+
+class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """The scheduler's jobs in mailbot's database, riding out a write that fails.
+
+    APScheduler records each job's next run from its own thread, and an exception there
+    ends the thread: one write on a full disk or a locked database would stop the
+    outbox, the digest and the purge until a restart, with the mail loop running on as
+    if nothing happened. Here the failure is logged and the scheduler waits a moment;
+    the job keeps its old next run, so it comes round again (its work is idempotent)."""
+
+    RETRY_S = 5.0
+
+    def update_job(self, job: Any) -> None:
+        try:
+            super().update_job(job)
+        except SQLAlchemyError as e:
+            log.warning(
+                "could not record the next run of the %s job (%s); the scheduler tries again in %.0f s",
+                job.id, e.__class__.__name__, self.RETRY_S,
+            )  # fmt: skip
+            time.sleep(self.RETRY_S)
 
 
 class Daemon:
@@ -189,7 +212,7 @@ class Daemon:
 
     def start_scheduler(self) -> None:
         scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.app.engine, tablename=JOBS_TABLE)},
+            jobstores={"default": JobStore(engine=self.app.engine, tablename=JOBS_TABLE)},
             executors={"default": ThreadPoolExecutor(max_workers=2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S},
             timezone=self.settings.tz,

@@ -232,3 +232,46 @@ def test_a_digest_that_fell_due_while_the_service_was_down_is_sent_when_it_retur
     assert digest.recipients == ["opole@partnerstwa.example.pl"]
     (next_run,) = service.query("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'digest'")[0]
     assert next_run > dt.datetime.now(dt.UTC).timestamp()  # tomorrow's, not the missed one again
+
+
+_RUNS: list[float] = []
+
+
+def _scheduled_job() -> None:
+    """A job the persistent store can name (module:function)."""
+    _RUNS.append(time.monotonic())
+
+
+def test_a_job_store_write_that_fails_does_not_stop_the_scheduled_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while APScheduler records a job's next run used to end its thread:
+    no outbox, digest or purge job ran again until a restart."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy.exc import OperationalError
+
+    from mailbot.daemon import JobStore
+    from mailbot.store.db import make_engine
+
+    store = JobStore(engine=make_engine(f"sqlite:///{tmp_path / 'jobs.db'}"), tablename="jobs")
+    monkeypatch.setattr(JobStore, "RETRY_S", 0.05)
+    failures = [3]
+    real_update = SQLAlchemyJobStore.update_job
+
+    def update_on_a_full_disk(self: Any, job: Any) -> None:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database or disk is full"))
+        real_update(self, job)
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "update_job", update_on_a_full_disk)
+    _RUNS.clear()
+    scheduler = BackgroundScheduler(jobstores={"default": store}, job_defaults={"coalesce": True})
+    scheduler.start()
+    try:
+        scheduler.add_job(_scheduled_job, "interval", seconds=0.2, id="outbox")
+        wait_for(lambda: failures[0] == 0 and len(_RUNS) >= 4, "the job to run on after the failed writes")
+        assert scheduler._thread is not None and scheduler._thread.is_alive()
+    finally:
+        scheduler.shutdown(wait=False)

@@ -15,8 +15,9 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import col, select
 
 from mailbot.app import App, build_app, fixed_clock
@@ -75,6 +76,25 @@ def test_batch_claims_give_each_message_to_one_claimant(tmp_path: Path) -> None:
     assert claims.claim_filings(app.session, "src", ["7:1"], ELSEWHERE) == {"7:1"}  # renewing its own
     assert claims.claim_filings(app.session, "other", ["7:1"], ELSEWHERE) == {"7:1"}  # per source
     assert claims.claim_filings(app.session, "src", [], ELSEWHERE) == set()
+
+
+def test_the_claim_before_a_move_syncs_the_log_then_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    seen: list[int] = []
+
+    def level(conn: Any, *_: Any) -> None:  # SQLite's safety level as each statement runs
+        seen.append(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+
+    with app.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: the engine's
+    event.listen(app.engine, "after_execute", level)
+    try:
+        claims.claim_filings(app.session, "src", ["7:1", "7:2"], ELSEWHERE)
+    finally:
+        event.remove(app.engine, "after_execute", level)
+    assert 2 in seen  # FULL while claiming: its commit syncs every outcome committed before
+    with app.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
 
 
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:

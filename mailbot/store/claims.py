@@ -12,11 +12,12 @@ import datetime as dt
 import os
 import secrets
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col
 
 from mailbot.store.tables import FilingClaim
@@ -55,14 +56,7 @@ def claim_filings(session_factory: Callable[[], Session], source: str, refs: Col
     if not refs:
         return set()
     wanted = sorted(set(refs))
-    with session_factory() as session:
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        if sqlite:
-            # SQLite runs WAL with synchronous=NORMAL: a commit is durable at the next
-            # checkpoint, so a power cut could undo outcomes whose messages were already
-            # moved. This commit, just before the MOVE, syncs the log and with it every
-            # outcome committed before: one fsync per batch, not one per commit.
-            session.execute(text("PRAGMA synchronous=FULL"))
+    with session_factory() as session, _log_synced(session):
         session.exec(
             update(FilingClaim)
             .where(
@@ -76,7 +70,7 @@ def claim_filings(session_factory: Callable[[], Session], source: str, refs: Col
         lease = db_clock(session, FILING_LEASE)
         rows = [{"source": source, "ref": ref, "claimed_by": me, "lease_until": lease} for ref in wanted]
         table = FilingClaim.__table__  # type: ignore[attr-defined]
-        if sqlite:  # the PostgreSQL dialect is not loaded for nothing on the SQLite default
+        if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's dialect is not loaded for nothing
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             session.execute(sqlite_insert(table).values(rows).on_conflict_do_nothing())
@@ -90,8 +84,6 @@ def claim_filings(session_factory: Callable[[], Session], source: str, refs: Col
             )
         ).all()
         session.commit()
-        if sqlite:
-            session.execute(text("PRAGMA synchronous=NORMAL"))  # the connection goes back to the pool
     mine = {ref for ref, holder, filed_at in holders if holder == me and filed_at is None}
     # Held by a process that is certainly gone (rare: a crash on this host): one at a time.
     mine |= {
@@ -100,6 +92,29 @@ def claim_filings(session_factory: Callable[[], Session], source: str, refs: Col
         if holder != me and filed_at is None and abandoned(holder) and _take_over(session_factory, source, ref, me)
     }
     return mine
+
+
+@contextmanager
+def _log_synced(session: Session) -> Iterator[None]:
+    """On SQLite, make the commit of this block sync the log.
+
+    SQLite runs WAL with synchronous=NORMAL: a commit is durable at the next checkpoint,
+    so a power cut could undo outcomes whose messages were already moved. The filing
+    claim's commit, just before the MOVE, syncs the log and with it every outcome
+    committed before: one fsync per batch, not one per commit."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    session.execute(text("PRAGMA synchronous=FULL"))  # before the transaction: not allowed in one
+    try:
+        yield
+    finally:
+        # Back to the engine's setting before the connection returns to the pool; a
+        # failed transaction is ended first, and a database that fails even that is
+        # reported by the statement that failed, not here.
+        with suppress(SQLAlchemyError):
+            session.rollback()
+            session.execute(text("PRAGMA synchronous=NORMAL"))
 
 
 def _take_over(session_factory: Callable[[], Session], source: str, ref: str, me: str) -> bool:
