@@ -321,7 +321,7 @@ class App:
         with reading_ahead(ahead):
             yield from ahead.over(chain([first], it))
 
-    def file_batch(self, source: MailboxSource, batch: list[tuple[RawMessage, MessageResult]], report: PassReport) -> set[int]:
+    def _file_batch(self, source: MailboxSource, batch: list[tuple[RawMessage, MessageResult]], report: PassReport) -> set[int]:
         """Move the batch's messages where their outcomes say, those this process wins
         the filing claim for (a daemon and a hand-run pass never both move one), and
         record them filed. Their outcomes are already committed. Returns the indexes in
@@ -442,7 +442,7 @@ class _Filing:
         if not batch:
             return
         todo = [(raw, result) for raw, result in batch if not result.deferred]
-        filed = self.app.file_batch(self.source, todo, self.report) if todo else set()
+        filed = self.app._file_batch(self.source, todo, self.report) if todo else set()
         moved = {id(todo[i][0]) for i in filed}
         for raw, _result in batch:
             self.blocked = self.blocked or id(raw) not in moved

@@ -232,12 +232,17 @@ def _text_part(subtype: str, text: str, *, first: bool) -> str:
     return head + "\r\n" + _qp_body(text)
 
 
+def _content_type(att: FileAttachment) -> tuple[str, str, dict[str, str]]:
+    """Main type, subtype and parameters of an attachment's Content-Type."""
+    kind, *raw_params = (part.strip() for part in att.content_type.split(";"))
+    maintype, _, subtype = kind.partition("/")
+    return maintype, subtype, dict(p.split("=", 1) for p in raw_params if "=" in p)
+
+
 def _simple_attachment(att: FileAttachment) -> tuple[str, str, list[tuple[str, str]]] | None:
     """(maintype, subtype, params) of an attachment the fast writer handles the way
     ``add_attachment`` does; None for anything unusual (non-ASCII names, quoted values)."""
-    kind, *raw_params = (part.strip() for part in att.content_type.split(";"))
-    maintype, _, subtype = kind.partition("/")
-    params = dict(p.split("=", 1) for p in raw_params if "=" in p)
+    maintype, subtype, params = _content_type(att)
     if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype) and _FILENAME.fullmatch(att.filename)):
         return None
     if '"' in att.filename or "\\" in att.filename:
@@ -298,16 +303,30 @@ def compose_raw(
     """:func:`compose` serialized, the same bytes (boundaries aside) written directly:
     the stdlib builds every header into an object, parses it, then re-folds it, which
     was most of a reply's CPU. Anything out of the ordinary is left to :func:`compose`."""
-    simple = [_simple_attachment(att) for att in attachments]
-    composed = None
-    if all(s is not None for s in simple):
-        composed = _compose_fast(
-            sender=sender, to=to, to_name=to_name, rendered=rendered, kind=kind, dedupe_key=dedupe_key,
-            ref=ref, now=now, reply_to=reply_to, attachments=attachments, auto_submitted=auto_submitted,
-            simple=simple,
-        )  # fmt: skip
-    if composed is not None:
-        return composed
+    specs = [_simple_attachment(att) for att in attachments]
+    if all(spec is not None for spec in specs):
+        head = [_address_line("From", sender.address, sender.name), _address_line("To", to, to_name)]
+        values: dict[str, str] = {}
+        for name, value in _reply_headers(sender, rendered, kind, dedupe_key, ref, now, reply_to, auto_submitted):
+            line, values[name] = _parsed(name, value)
+            head.append(line)
+        head.append("MIME-Version: 1.0\r\n")
+        subject, message_id = values["Subject"], values["Message-ID"]
+        alternative = _multipart(
+            "alternative",
+            [_text_part("plain", rendered.text, first=True), _text_part("html", rendered.html, first=False)],
+        )
+        if attachments:
+            parts = [alternative[0] + "\r\n" + alternative[1]]
+            for att, spec in zip(attachments, specs, strict=True):
+                assert spec is not None
+                parts.append(_attachment_part(att, *spec))
+            content_type, body = _multipart("mixed", parts)
+        else:
+            content_type, body = alternative
+        text = "".join(head) + content_type + "\r\n" + body
+        if text.isascii():  # else a non-ASCII address: the stdlib decides what becomes of it
+            return Composed(text.encode("ascii"), subject, message_id)
     message = compose(
         sender=sender, to=to, to_name=to_name, rendered=rendered, kind=kind, dedupe_key=dedupe_key, ref=ref,
         now=now, reply_to=reply_to, attachments=attachments, auto_submitted=auto_submitted,
@@ -315,67 +334,41 @@ def compose_raw(
     return Composed(message.as_bytes(policy=_SMTP), str(message["Subject"]), str(message["Message-ID"]))
 
 
-def _message_id(sender: Sender, dedupe_key: str, kind: str) -> str:
-    domain = sender.address.rpartition("@")[2] or "mailbot.invalid"
-    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
-    return f"<{digest}.{kind}@{domain}>"
-
-
-def _compose_fast(
-    *,
+def _reply_headers(
     sender: Sender,
-    to: str,
-    to_name: str | None,
     rendered: Rendered,
     kind: str,
     dedupe_key: str,
     ref: str,
     now: dt.datetime,
     reply_to: ReplyTo | None,
-    attachments: Sequence[FileAttachment],
     auto_submitted: str,
-    simple: Sequence[tuple[str, str, list[tuple[str, str]]] | None],
-) -> Composed | None:
-    subject_line, subject = _parsed("Subject", clean_header_text(rendered.subject, limit=250))
-    id_line, message_id = _parsed("Message-ID", _message_id(sender, dedupe_key, kind))
-    head = [
-        _address_line("From", sender.address, sender.name),
-        _address_line("To", to, to_name),
-        subject_line,
-        _header("Date", format_datetime(now)),
-        id_line,
+) -> list[tuple[str, str]]:
+    """A reply's headers after From and To, in order, for both writers."""
+    headers = [
+        ("Subject", clean_header_text(rendered.subject, limit=250)),
+        ("Date", format_datetime(now)),
+        ("Message-ID", _message_id(sender, dedupe_key, kind)),
     ]
     if reply_to and reply_to.message_id:
         refs = [*reply_to.references[-10:], reply_to.message_id]
-        head += [
-            _header("In-Reply-To", f"<{reply_to.message_id}>"),
-            _header("References", " ".join(f"<{r}>" for r in refs)),
-        ]
-    head += [
-        _header("Auto-Submitted", auto_submitted),
-        "X-Auto-Response-Suppress: OOF, NRN, AutoReply, RN\r\n",
-        "Precedence: auto_reply\r\n",
-        _header("X-Mailbot-Kind", kind),
-        _header("X-Mailbot-Ref", ref),
-        _header("X-Loop", sender.address),
-        "MIME-Version: 1.0\r\n",
+        headers += [("In-Reply-To", f"<{reply_to.message_id}>"), ("References", " ".join(f"<{r}>" for r in refs))]
+    # RFC 3834: mark as automatic so well-behaved responders stay silent; the Microsoft
+    # header stops Exchange/Outlook out-of-office replies to us.
+    return headers + [
+        ("Auto-Submitted", auto_submitted),
+        ("X-Auto-Response-Suppress", "OOF, NRN, AutoReply, RN"),
+        ("Precedence", "auto_reply"),
+        ("X-Mailbot-Kind", kind),
+        ("X-Mailbot-Ref", ref),
+        ("X-Loop", sender.address),
     ]
-    alternative = _multipart(
-        "alternative",
-        [_text_part("plain", rendered.text, first=True), _text_part("html", rendered.html, first=False)],
-    )
-    if attachments:
-        parts = [alternative[0] + "\r\n" + alternative[1]]
-        for att, spec in zip(attachments, simple, strict=True):
-            assert spec is not None
-            parts.append(_attachment_part(att, *spec))
-        content_type, body = _multipart("mixed", parts)
-    else:
-        content_type, body = alternative
-    text = "".join(head) + content_type + "\r\n" + body
-    if not text.isascii():
-        return None  # a non-ASCII address: the stdlib decides what becomes of it
-    return Composed(text.encode("ascii"), subject, message_id)
+
+
+def _message_id(sender: Sender, dedupe_key: str, kind: str) -> str:
+    domain = sender.address.rpartition("@")[2] or "mailbot.invalid"
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+    return f"<{digest}.{kind}@{domain}>"
 
 
 def compose(
@@ -399,27 +392,12 @@ def compose(
     msg = EmailMessage()
     _address_header(msg, "From", sender.address, sender.name)
     _address_header(msg, "To", to, to_name)
-    msg["Subject"] = clean_header_text(rendered.subject, limit=250)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = _message_id(sender, dedupe_key, kind)
-    if reply_to and reply_to.message_id:
-        msg["In-Reply-To"] = f"<{reply_to.message_id}>"
-        refs = [*reply_to.references[-10:], reply_to.message_id]
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
-    # RFC 3834: mark as automatic so well-behaved responders stay silent; the Microsoft
-    # header stops Exchange/Outlook out-of-office replies to us.
-    msg["Auto-Submitted"] = auto_submitted
-    msg["X-Auto-Response-Suppress"] = "OOF, NRN, AutoReply, RN"
-    msg["Precedence"] = "auto_reply"
-    msg["X-Mailbot-Kind"] = kind
-    msg["X-Mailbot-Ref"] = ref
-    msg["X-Loop"] = sender.address
+    for name, value in _reply_headers(sender, rendered, kind, dedupe_key, ref, now, reply_to, auto_submitted):
+        msg[name] = value
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     for att in attachments:
-        kind, *raw_params = (part.strip() for part in att.content_type.split(";"))
-        maintype, _, subtype = kind.partition("/")
-        params = dict(p.split("=", 1) for p in raw_params if "=" in p)
+        maintype, subtype, params = _content_type(att)
         msg.add_attachment(
             att.data, maintype=maintype, subtype=subtype, filename=att.filename, params=params
         )

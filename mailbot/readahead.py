@@ -84,8 +84,8 @@ class ReadAhead:
     def __init__(self, settings: Settings, depth: int = 2) -> None:
         self.settings = settings
         self.depth = depth
-        self._queued: deque[int] = deque()
-        self._data: dict[int, bytes] = {}
+        self._queued: deque[tuple[int, bytes]] = deque()
+        """Messages handed to :meth:`over` the child has not started on: token, bytes."""
         self._in_flight: int | None = None
         self._sent_at = 0.0
         self._current: int | None = None
@@ -99,8 +99,7 @@ class ReadAhead:
         window: deque[tuple[int, RawMessage]] = deque()
         for token, raw in enumerate(messages):
             window.append((token, raw))
-            self._queued.append(token)
-            self._data[token] = raw.data
+            self._queued.append((token, raw.data))
             self._pump()
             if len(window) > self.depth:
                 yield self._begin(*window.popleft())
@@ -114,8 +113,8 @@ class ReadAhead:
         self._current = token
         for older in [t for t in self._done if t < token]:
             del self._done[older]
-        while self._queued and self._queued[0] <= token:
-            self._data.pop(self._queued.popleft(), None)
+        while self._queued and self._queued[0][0] <= token:
+            self._queued.popleft()
         if self._in_flight is not None and self._in_flight < token:
             self._finish(wait=False)
         self._wait_for_current()
@@ -151,8 +150,7 @@ class ReadAhead:
             return
         if not self._queued:
             return
-        token = self._queued.popleft()
-        data = self._data.pop(token)
+        token, data = self._queued.popleft()
         failure = _reader.submit((read_message, (data, self.settings), {}))
         if failure is not None:
             log.debug("read-ahead not available: %s", failure)
@@ -184,5 +182,4 @@ class ReadAhead:
             _reader.stop()
             self._in_flight = None
         self._queued.clear()
-        self._data.clear()
         self._done.clear()

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.forms.model import FormData, Problem
 from mailbot.store.tables import (
+    EMAIL_UNCONFIRMED,
     Participant,
     Registration,
     RegistrationVersion,
@@ -133,7 +134,7 @@ def make_code(event_key: str, seed: str, taken: Container[str] | None = None) ->
         counter += 1
 
 
-UNCONFIRMED = "unconfirmed"
+UNCONFIRMED = EMAIL_UNCONFIRMED
 SETTLED = ("confirmed", "corrected")
 
 

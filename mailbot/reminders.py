@@ -43,6 +43,7 @@ from sqlmodel import Session, col, select
 from mailbot.calendar import event_fingerprint
 from mailbot.config import EventSettings, Settings
 from mailbot.seats import HOLDING, promote
+from mailbot.store.tables import EMAIL_UNCONFIRMED as _UNCONFIRMED
 from mailbot.store.tables import AddressStatus, EventState, OutboundMail, Participant, Registration
 
 if TYPE_CHECKING:
@@ -54,9 +55,6 @@ MailerFactory = Callable[[], "Mailer"]
 """Builds (or returns) the mail composer: called only when a mail is to be queued, so an
 idle pass never imports the templates, calendars and form vocabulary behind it."""
 
-_UNCONFIRMED = "unconfirmed"
-""":data:`mailbot.registrations.UNCONFIRMED`, not imported: that module pulls in the
-form readers (tests/test_reminders.py checks the two agree)."""
 _CHUNK = 500
 """Bound parameters per IN list (SQLite allows a few thousand at most)."""
 

@@ -212,8 +212,6 @@ def next_calendar_sequence(
     """
     addr = address.strip().casefold()
     statement = _sequence_upsert(session.get_bind().dialect.name)
-    if statement is None:
-        return _next_calendar_sequence_orm(session, event_key, addr, method, now)
     values = {"event_key": event_key, "address": addr, "method": method, "updated_at": now}
     sequence = int(session.execute(statement, values).scalar_one())
     loaded = session.identity_map.get(session.identity_key(CalendarSequence, (event_key, addr)))
@@ -225,9 +223,7 @@ def next_calendar_sequence(
 @functools.cache
 def _sequence_upsert(dialect: str) -> Any:
     """The statement of :func:`next_calendar_sequence`, built once per dialect (building
-    it cost more than running it); None where the dialect has no upsert."""
-    if dialect not in _UPSERTS:
-        return None
+    it cost more than running it). The store is SQLite or PostgreSQL, both with upserts."""
     table = CalendarSequence.__table__  # type: ignore[attr-defined]
     state = EventState.__table__  # type: ignore[attr-defined]
     announced = (
@@ -247,26 +243,6 @@ def _sequence_upsert(dialect: str) -> Any:
             "updated_at": insert.excluded.updated_at,
         },
     ).returning(table.c.sequence)
-
-
-def _next_calendar_sequence_orm(
-    session: Session, event_key: str, addr: str, method: str, now: dt.datetime
-) -> int:
-    """:func:`next_calendar_sequence` for a database without upserts."""
-    row = session.get(CalendarSequence, (event_key, addr), with_for_update=True)
-    if row is None:
-        state = session.get(EventState, event_key)
-        row = CalendarSequence(
-            event_key=event_key, address=addr, sequence=(state.sequence if state else 0) + 1,
-            method=method, updated_at=now,
-        )
-    else:
-        row.sequence += 1
-        row.method = method
-        row.updated_at = now
-    session.add(row)
-    session.flush()
-    return row.sequence
 
 
 def holds_calendar_entry(session: Session, event_key: str, address: str) -> bool:

@@ -218,11 +218,11 @@ def parse_isolated(
         memory_limit = MEMORY_LIMIT_BYTES
     if deadline is None:
         deadline = limits.timeout_seconds + _GRACE_SECONDS
-    fmt = sniff(data)
     if memory_limit == MEMORY_LIMIT_BYTES and _ahead is not None:
         known = _ahead.lookup(data, filename, tuple(events), limits, vocabulary)
         if known is not None:
             return known
+    fmt = sniff(data)
     job: Job = (parse_bytes, (data, filename, tuple(events), limits), {"vocabulary": vocabulary})
     if memory_limit == MEMORY_LIMIT_BYTES and _warm.lock.acquire(blocking=False):
         try:

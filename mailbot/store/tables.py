@@ -167,6 +167,11 @@ class Registration(SQLModel, table=True):
     """Set when retention removed the personal data (see :mod:`mailbot.purge`)."""
 
 
+EMAIL_UNCONFIRMED = "unconfirmed"
+"""``Participant.email_check`` of an address read with doubt and not yet confirmed by
+its owner: nobody mails it (see :mod:`mailbot.doubts`)."""
+
+
 class Participant(SQLModel, table=True):
     """A person on a registration; ``position`` keeps the order on the form."""
 
